@@ -1,0 +1,103 @@
+"""The state DB's tables (SQLAlchemy Core). Alembic migrations in ``core/migrations`` create them.
+
+Money is stored as integer nano-dollars (1e-9 USD) so that sums are exact and comparisons atomic.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+NANO = 1_000_000_000
+
+
+def to_nano(usd: float) -> int:
+    """USD to integer nano-dollars, rounding up so estimates never undercount."""
+    nano = usd * NANO
+    whole = int(nano)
+    return whole if whole == nano else whole + (1 if nano > 0 else 0)
+
+
+def from_nano(nano: int) -> float:
+    return nano / NANO
+
+
+budget_limits = sa.Table(
+    "budget_limits",
+    metadata,
+    sa.Column("scope_kind", sa.String(16), primary_key=True),  # "tenant" | "principal"
+    sa.Column("scope_id", sa.String(200), primary_key=True),
+    sa.Column("limit_nano", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+budget_periods = sa.Table(
+    "budget_periods",
+    metadata,
+    sa.Column("scope_kind", sa.String(16), primary_key=True),
+    sa.Column("scope_id", sa.String(200), primary_key=True),
+    sa.Column("period", sa.String(7), primary_key=True),  # YYYY-MM
+    sa.Column("limit_nano", sa.BigInteger, nullable=False),
+    sa.Column("reserved_nano", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("spent_nano", sa.BigInteger, nullable=False, server_default="0"),
+    sa.CheckConstraint("reserved_nano >= 0", name="ck_budget_reserved_nonneg"),
+    sa.CheckConstraint("spent_nano >= 0", name="ck_budget_spent_nonneg"),
+)
+
+budget_reservations = sa.Table(
+    "budget_reservations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant", sa.String(200), nullable=False),
+    sa.Column("principal", sa.String(200), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("reserved_nano", sa.BigInteger, nullable=False),
+    sa.Column("settled_nano", sa.BigInteger, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # reserved | settled | released
+    sa.Column("estimated", sa.Boolean, nullable=False, default=False),
+    sa.Column("decision_id", sa.String(40), nullable=True, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+budget_alerts = sa.Table(
+    "budget_alerts",
+    metadata,
+    sa.Column("scope_kind", sa.String(16), primary_key=True),
+    sa.Column("scope_id", sa.String(200), primary_key=True),
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("threshold_pct", sa.Integer, primary_key=True),
+    sa.Column("used_nano", sa.BigInteger, nullable=False),
+    sa.Column("limit_nano", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("tenant", sa.String(200), nullable=False, index=True),
+    sa.Column("principal", sa.String(200), nullable=False),
+    sa.Column("task", sa.String(64), nullable=False),
+    sa.Column("chosen", sa.String(200), nullable=True),
+    sa.Column("fallbacks", sa.JSON, nullable=False),
+    sa.Column("candidates", sa.JSON, nullable=False),
+    sa.Column("policy_version", sa.String(64), nullable=False),
+    sa.Column("weights_version", sa.String(64), nullable=False),
+    sa.Column("override", sa.JSON, nullable=True),
+    sa.Column("prompt_sha256", sa.String(64), nullable=False),
+    sa.Column("prompt_tokens_est", sa.Integer, nullable=False),
+    sa.Column("max_tokens", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # explained | running | succeeded | failed
+    sa.Column("model_used", sa.String(200), nullable=True),
+    sa.Column("attempts", sa.JSON, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=True),
+    sa.Column("completion_tokens", sa.Integer, nullable=True),
+    sa.Column("cost_nano", sa.BigInteger, nullable=True),
+    sa.Column("usage_estimated", sa.Boolean, nullable=False, default=False),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+)

@@ -1,0 +1,69 @@
+"""Settings, read from ``MAESTRO_*`` environment variables and ``.env``.
+
+Nothing here is built at import time: the entry points (CLI, API, workers) call ``Settings()`` once and
+pass the object down. Every field is documented in README.md ("Configuration").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from maestro.core.errors import ConfigurationError
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Maestro's configuration. Defaults run everything embedded on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="MAESTRO_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    data_dir: Path = Field(default=Path("var"), description="All embedded state lives here.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the state DB; default SQLite in data_dir."
+    )
+    catalog_path: Path = Field(default=_PACKAGE_ROOT / "router" / "catalog.yaml")
+    weights_path: Path = Field(default=_PACKAGE_ROOT / "router" / "weights.yaml")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+
+    default_tenant: str = "default"
+    tenant_budget_usd: float = Field(default=50.0, ge=0, description="Monthly budget of a tenant.")
+    principal_budget_usd: float = Field(default=20.0, ge=0, description="Monthly budget of a principal.")
+
+    request_deadline_s: float = Field(default=120.0, gt=0)
+    num_retries: int = Field(default=2, ge=0, le=10)
+    allowed_fails: int = Field(default=3, ge=1)
+    cooldown_s: float = Field(default=30.0, ge=0)
+    max_fallbacks: int = Field(default=3, ge=0)
+
+    max_prompt_bytes: int = Field(default=1_000_000, gt=0)
+    max_messages: int = Field(default=2_048, gt=0)
+    max_tokens_limit: int = Field(default=32_768, gt=0)
+    default_max_tokens: int = Field(default=512, gt=0)
+
+    local_model_path: Path | None = Field(default=None, description="GGUF file; default SmolLM2-135M.")
+    local_threads: int | None = Field(default=None, ge=1)
+    local_context: int = Field(default=8_192, ge=512)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise ConfigurationError(
+                f"MAESTRO_DEFAULT_MAX_TOKENS ({self.default_max_tokens}) exceeds "
+                f"MAESTRO_MAX_TOKENS_LIMIT ({self.max_tokens_limit}): lower the first or raise the second"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The state DB URL: ``MAESTRO_DATABASE_URL`` or SQLite at ``data_dir/maestro.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'maestro.db').resolve()}"

@@ -1,0 +1,504 @@
+"""Monthly budgets per tenant and per principal, with atomic reservations.
+
+The router calls ``reserve`` with the most a call can cost before it runs a model, then ``settle`` with
+the provider-reported cost (``release`` when no model ran). Every call is charged to two scopes: its
+tenant (``"acme"``) and its principal, whose scope id is namespaced by tenant (``"acme/alice"``) so
+that two tenants' principals never share a row.
+
+Correctness under concurrency comes from one conditional ``UPDATE`` per scope, never from a read then a
+write: ``reserved_nano`` grows only ``WHERE spent_nano + reserved_nano + :amount <= limit_nano``. SQLite
+serialises writers with ``BEGIN IMMEDIATE``; PostgreSQL locks the row and re-checks the condition on the
+newest row version (READ COMMITTED), so the guarantee holds across threads and processes. Rows are
+locked tenant first, then principal, in every transaction, so reservations cannot deadlock.
+
+Amounts are integer nano-dollars (``maestro.core.schema.to_nano``). A period is a UTC month
+(``YYYY-MM``); its row is created on first use with the limit from ``budget_limits`` or the default.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from maestro.core.clock import month_period, utcnow
+from maestro.core.errors import BudgetExceeded, ConfigurationError, InvalidRequest, NotFound
+from maestro.core.ids import new_id
+from maestro.core.schema import (
+    NANO,
+    budget_alerts,
+    budget_limits,
+    budget_periods,
+    budget_reservations,
+    from_nano,
+)
+
+logger = logging.getLogger("maestro.budget")
+
+ScopeKind = Literal["tenant", "principal"]
+SCOPE_KINDS: tuple[ScopeKind, ...] = ("tenant", "principal")
+THRESHOLDS_PCT = (80, 100)
+"""Spend alerts fire when a scope's spend reaches these percentages of its limit, once per period."""
+MAX_AMOUNT_NANO = 10**18
+"""One billion USD: keeps every sum of amounts inside a signed 64-bit column."""
+_SCOPE_ID_MAX = 200  # budget_periods.scope_id is VARCHAR(200)
+
+_Insert = Callable[[sa.Table], "postgresql.Insert | sqlite.Insert"]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Money held for one model call; pass it to ``BudgetStore.settle`` or ``BudgetStore.release``."""
+
+    id: str
+    tenant: str
+    principal: str
+    period: str
+    amount_nano: int
+
+
+@dataclass(frozen=True)
+class BudgetEvent:
+    """A scope's spend reached ``threshold_pct`` percent of its limit in ``period``."""
+
+    scope_kind: str
+    scope_id: str
+    period: str
+    threshold_pct: int
+    used_nano: int
+    limit_nano: int
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """One scope's budget in the current period, in USD."""
+
+    scope_kind: str
+    scope_id: str
+    period: str
+    limit_usd: float
+    spent_usd: float
+    reserved_usd: float
+    remaining_usd: float
+
+
+def principal_scope(tenant: str, principal: str) -> str:
+    """The scope id of ``principal`` inside ``tenant``: ``"acme/alice"``."""
+    _check_tenant(tenant)
+    if not principal:
+        raise InvalidRequest("the principal id is empty: pass the caller's principal id", principal=principal)
+    return _check_length(f"{tenant}/{principal}")
+
+
+class BudgetStore:
+    """Budgets, reservations and spend alerts in the state DB (SQLite or PostgreSQL).
+
+    ``tenant_default_usd`` and ``principal_default_usd`` are the monthly limits of scopes that have no
+    limit of their own (``set_limit``). ``clock`` decides the current period; tests inject one.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        tenant_default_usd: float,
+        principal_default_usd: float,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._insert = _dialect_insert(engine)
+        self._defaults: dict[str, int] = {
+            "tenant": _default_nano("MAESTRO_TENANT_BUDGET_USD", tenant_default_usd),
+            "principal": _default_nano("MAESTRO_PRINCIPAL_BUDGET_USD", principal_default_usd),
+        }
+        self._clock = clock
+
+    def current_period(self) -> str:
+        """The budget period (``YYYY-MM``, UTC) that reservations made now are charged to."""
+        return month_period(self._clock())
+
+    def set_limit(self, scope_kind: ScopeKind, scope_id: str, usd: float) -> None:
+        """Set a scope's monthly limit, for this period (its row is updated) and every later one.
+
+        Principal scope ids are namespaced by tenant: ``set_limit("principal", "acme/alice", 5)``.
+        """
+        kind = _check_scope(scope_kind, scope_id)
+        if not math.isfinite(usd) or usd < 0 or usd * NANO > MAX_AMOUNT_NANO:
+            raise InvalidRequest(
+                f"a budget limit must be between $0 and ${MAX_AMOUNT_NANO // NANO:,}, got {usd!r}",
+                scope=kind,
+                scope_id=scope_id,
+                usd=usd,
+            )
+        limit_nano = round(usd * NANO)
+        period = self.current_period()
+        key = _period_key(kind, scope_id, period)
+        with self._engine.begin() as conn:
+            upsert = self._insert(budget_limits).values(
+                scope_kind=kind, scope_id=scope_id, limit_nano=limit_nano, updated_at=self._clock()
+            )
+            conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[budget_limits.c.scope_kind, budget_limits.c.scope_id],
+                    set_={"limit_nano": limit_nano, "updated_at": self._clock()},
+                )
+            )
+            # Create the row with the new limit, so a concurrent first reservation cannot create it
+            # with the old one after this transaction's UPDATE found nothing to update.
+            self._ensure_period(conn, kind, scope_id, period, limit_nano=limit_nano)
+            conn.execute(sa.update(budget_periods).where(*key).values(limit_nano=limit_nano))
+        logger.info("budget limit set: %s %r = $%s from %s", kind, scope_id, _usd(limit_nano), period)
+
+    def status(self, scope_kind: ScopeKind, scope_id: str) -> BudgetStatus:
+        """A scope's limit, spend, holds and what is left in the current period (nothing is written)."""
+        kind = _check_scope(scope_kind, scope_id)
+        period = self.current_period()
+        with self._engine.connect() as conn:
+            limit_nano, spent_nano, reserved_nano = self._read_period(conn, kind, scope_id, period)
+        return BudgetStatus(
+            scope_kind=kind,
+            scope_id=scope_id,
+            period=period,
+            limit_usd=from_nano(limit_nano),
+            spent_usd=from_nano(spent_nano),
+            reserved_usd=from_nano(reserved_nano),
+            remaining_usd=from_nano(max(0, limit_nano - spent_nano - reserved_nano)),
+        )
+
+    def remaining_nano(self, *, tenant: str, principal: str) -> int:
+        """What a call by ``principal`` of ``tenant`` could still reserve now: the smaller of both scopes."""
+        period = self.current_period()
+        remaining = []
+        with self._engine.connect() as conn:
+            for kind, scope_id in _scopes(tenant, principal):
+                limit_nano, spent_nano, reserved_nano = self._read_period(conn, kind, scope_id, period)
+                remaining.append(max(0, limit_nano - spent_nano - reserved_nano))
+        return min(remaining)
+
+    def reserve(
+        self, *, tenant: str, principal: str, amount_nano: int, decision_id: str | None = None
+    ) -> Reservation:
+        """Hold ``amount_nano`` against both the tenant's and the principal's budget, atomically.
+
+        Raises ``BudgetExceeded`` (and holds nothing) when either scope has less than ``amount_nano``
+        left; the error names the scope, what is left and how to raise the limit.
+        """
+        _check_amount("amount_nano", amount_nano)
+        scopes = _scopes(tenant, principal)
+        period = self.current_period()
+        reservation = Reservation(
+            id=new_id("res"), tenant=tenant, principal=principal, period=period, amount_nano=amount_nano
+        )
+        with self._engine.begin() as conn:
+            for kind, scope_id in scopes:
+                self._ensure_period(conn, kind, scope_id, period)
+            for kind, scope_id in scopes:  # tenant row first, then principal: one lock order everywhere
+                cols = budget_periods.c
+                held = conn.execute(
+                    sa.update(budget_periods)
+                    .where(*_period_key(kind, scope_id, period))
+                    .where(cols.spent_nano + cols.reserved_nano + amount_nano <= cols.limit_nano)
+                    .values(reserved_nano=cols.reserved_nano + amount_nano)
+                )
+                if held.rowcount != 1:
+                    raise self._exceeded(conn, kind, scope_id, period, amount_nano)  # rolls back
+            conn.execute(
+                sa.insert(budget_reservations).values(
+                    id=reservation.id,
+                    tenant=tenant,
+                    principal=principal,
+                    period=period,
+                    reserved_nano=amount_nano,
+                    status="reserved",
+                    estimated=False,
+                    decision_id=decision_id,
+                    created_at=self._clock(),
+                )
+            )
+        return reservation
+
+    def settle(
+        self, reservation: Reservation, *, actual_nano: int, estimated: bool = False
+    ) -> list[BudgetEvent]:
+        """Charge ``actual_nano`` (the provider-reported cost) and return the reservation's hold.
+
+        ``actual_nano`` may exceed the reservation: spend always equals reported usage. Pass
+        ``estimated=True`` when usage was missing and the cost is a conservative estimate. Settling twice
+        is a no-op returning ``[]``; settling a released reservation (usage reported late) charges the
+        spend. Returns the alerts this spend newly triggered (80 % and 100 % of a limit).
+        """
+        _check_amount("actual_nano", actual_nano)
+        closing = {"status": "settled", "settled_nano": actual_nano, "estimated": estimated}
+        with self._engine.begin() as conn:
+            row = self._close(conn, reservation, "reserved", closing)
+            late = row is None
+            if late:
+                row = self._close(conn, reservation, "released", closing)
+            if row is None:
+                return []
+            events = []
+            for kind, scope_id in _scopes(row.tenant, row.principal):
+                cols = budget_periods.c
+                spent_nano, limit_nano = conn.execute(
+                    sa.update(budget_periods)
+                    .where(*_period_key(kind, scope_id, row.period))
+                    .values(
+                        reserved_nano=cols.reserved_nano - (0 if late else row.reserved_nano),
+                        spent_nano=cols.spent_nano + actual_nano,
+                    )
+                    .returning(cols.spent_nano, cols.limit_nano)
+                ).one()
+                events += self._record_alerts(conn, kind, scope_id, row.period, spent_nano, limit_nano)
+        if late:
+            logger.warning(
+                "reservation %s was settled after its release: charged $%s", row.id, _usd(actual_nano)
+            )
+        if estimated:
+            logger.warning(
+                "reservation %s charged an estimated $%s (usage missing)", row.id, _usd(actual_nano)
+            )
+        for event in events:
+            logger.warning(
+                "budget alert: %s %r reached %d%% of its %s budget ($%s of $%s)",
+                event.scope_kind,
+                event.scope_id,
+                event.threshold_pct,
+                event.period,
+                _usd(event.used_nano),
+                _usd(event.limit_nano),
+            )
+        return events
+
+    def release(self, reservation: Reservation) -> None:
+        """Return a reservation's hold unspent (no model ran).
+
+        Releasing twice, or after settling, is a no-op.
+        """
+        with self._engine.begin() as conn:
+            row = self._close(conn, reservation, "reserved", {"status": "released"})
+            if row is None:
+                return
+            for kind, scope_id in _scopes(row.tenant, row.principal):
+                conn.execute(
+                    sa.update(budget_periods)
+                    .where(*_period_key(kind, scope_id, row.period))
+                    .values(reserved_nano=budget_periods.c.reserved_nano - row.reserved_nano)
+                )
+
+    def events(self, *, scope_kind: str | None = None, scope_id: str | None = None) -> list[BudgetEvent]:
+        """Alerts recorded so far, oldest first, optionally for one scope kind and/or scope id."""
+        alerts = budget_alerts.c
+        query = sa.select(
+            alerts.scope_kind,
+            alerts.scope_id,
+            alerts.period,
+            alerts.threshold_pct,
+            alerts.used_nano,
+            alerts.limit_nano,
+        ).order_by(alerts.period, alerts.created_at, alerts.threshold_pct, alerts.scope_kind, alerts.scope_id)
+        if scope_kind is not None:
+            query = query.where(alerts.scope_kind == _check_kind(scope_kind))
+        if scope_id is not None:
+            query = query.where(alerts.scope_id == scope_id)
+        with self._engine.connect() as conn:
+            return [BudgetEvent(**row._asdict()) for row in conn.execute(query)]
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _configured_limit(self, conn: Connection, kind: str, scope_id: str) -> int:
+        limit = conn.execute(
+            sa.select(budget_limits.c.limit_nano).where(
+                budget_limits.c.scope_kind == kind, budget_limits.c.scope_id == scope_id
+            )
+        ).scalar_one_or_none()
+        return self._defaults[kind] if limit is None else int(limit)
+
+    def _ensure_period(
+        self, conn: Connection, kind: str, scope_id: str, period: str, *, limit_nano: int | None = None
+    ) -> None:
+        """Create the period's row if it is missing (a no-op when it exists; never overwrites)."""
+        if limit_nano is None:
+            limit_nano = self._configured_limit(conn, kind, scope_id)
+        insert = self._insert(budget_periods).values(
+            scope_kind=kind,
+            scope_id=scope_id,
+            period=period,
+            limit_nano=limit_nano,
+            reserved_nano=0,
+            spent_nano=0,
+        )
+        conn.execute(insert.on_conflict_do_nothing())
+
+    def _read_period(self, conn: Connection, kind: str, scope_id: str, period: str) -> tuple[int, int, int]:
+        """(limit, spent, reserved) of a period; a period not used yet reads as its configured limit."""
+        cols = budget_periods.c
+        row = conn.execute(
+            sa.select(cols.limit_nano, cols.spent_nano, cols.reserved_nano).where(
+                *_period_key(kind, scope_id, period)
+            )
+        ).one_or_none()
+        if row is None:
+            return self._configured_limit(conn, kind, scope_id), 0, 0
+        return int(row.limit_nano), int(row.spent_nano), int(row.reserved_nano)
+
+    def _close(
+        self, conn: Connection, reservation: Reservation, from_status: str, values: dict[str, Any]
+    ) -> sa.Row[Any] | None:
+        """Move a reservation out of ``from_status``; None when it is not in it (the idempotency guard).
+
+        Raises ``NotFound`` for an id the store never issued.
+        """
+        res = budget_reservations.c
+        row = conn.execute(
+            sa.update(budget_reservations)
+            .where(res.id == reservation.id, res.status == from_status)
+            .values(settled_at=self._clock(), **values)
+            .returning(res.id, res.tenant, res.principal, res.period, res.reserved_nano)
+        ).one_or_none()
+        if row is None:
+            exists = conn.execute(sa.select(res.id).where(res.id == reservation.id)).first()
+            if exists is None:
+                raise NotFound(
+                    f"budget reservation {reservation.id!r} does not exist in this state DB: "
+                    "pass the Reservation returned by BudgetStore.reserve",
+                    reservation_id=reservation.id,
+                )
+        return row
+
+    def _record_alerts(
+        self, conn: Connection, kind: str, scope_id: str, period: str, spent_nano: int, limit_nano: int
+    ) -> list[BudgetEvent]:
+        """Insert the alerts ``spent_nano`` has reached; return only those not recorded before."""
+        events = []
+        for pct in THRESHOLDS_PCT:
+            if spent_nano <= 0 or spent_nano * 100 < limit_nano * pct:
+                continue
+            inserted = conn.execute(
+                self._insert(budget_alerts)
+                .values(
+                    scope_kind=kind,
+                    scope_id=scope_id,
+                    period=period,
+                    threshold_pct=pct,
+                    used_nano=spent_nano,
+                    limit_nano=limit_nano,
+                    created_at=self._clock(),
+                )
+                .on_conflict_do_nothing()
+                .returning(budget_alerts.c.threshold_pct)  # a row only when this call inserted it
+            ).first()
+            if inserted is not None:
+                events.append(BudgetEvent(kind, scope_id, period, pct, spent_nano, limit_nano))
+        return events
+
+    def _exceeded(
+        self, conn: Connection, kind: str, scope_id: str, period: str, amount_nano: int
+    ) -> BudgetExceeded:
+        limit_nano, spent_nano, reserved_nano = self._read_period(conn, kind, scope_id, period)
+        remaining = max(0, limit_nano - spent_nano - reserved_nano)
+        suggested = max(1, math.ceil(max(2 * limit_nano, spent_nano + reserved_nano + amount_nano) / NANO))
+        return BudgetExceeded(
+            f"the {period} budget of {kind} {scope_id!r} has ${_usd(remaining)} left of ${_usd(limit_nano)} "
+            f"and this request needs up to ${_usd(amount_nano)}: raise it with "
+            f"`maestro budget set --{kind} {scope_id} --usd {suggested}` or wait for next month (UTC)",
+            scope=kind,
+            scope_id=scope_id,
+            period=period,
+            remaining_usd=from_nano(remaining),
+            requested_usd=from_nano(amount_nano),
+            limit_usd=from_nano(limit_nano),
+        )
+
+
+def _dialect_insert(engine: Engine) -> _Insert:
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert
+    raise ConfigurationError(
+        f"budgets need SQLite or PostgreSQL as the state DB, got {engine.dialect.name!r}: "
+        "set MAESTRO_DATABASE_URL to a sqlite:/// or postgresql:// URL"
+    )
+
+
+def _default_nano(setting: str, usd: float) -> int:
+    if not math.isfinite(usd) or usd < 0 or usd * NANO > MAX_AMOUNT_NANO:
+        raise ConfigurationError(f"{setting} must be a number of USD >= 0, got {usd!r}")
+    return round(usd * NANO)
+
+
+def _scopes(tenant: str, principal: str) -> tuple[tuple[ScopeKind, str], tuple[ScopeKind, str]]:
+    """The two scopes a call is charged to, in lock order: tenant, then principal."""
+    _check_tenant(tenant)
+    return ("tenant", tenant), ("principal", principal_scope(tenant, principal))
+
+
+def _period_key(kind: str, scope_id: str, period: str) -> tuple[sa.ColumnElement[bool], ...]:
+    cols = budget_periods.c
+    return cols.scope_kind == kind, cols.scope_id == scope_id, cols.period == period
+
+
+def _check_kind(scope_kind: str) -> ScopeKind:
+    for kind in SCOPE_KINDS:
+        if scope_kind == kind:
+            return kind
+    raise InvalidRequest(
+        f"unknown budget scope {scope_kind!r}: use 'tenant' or 'principal'", scope=scope_kind
+    )
+
+
+def _check_scope(scope_kind: str, scope_id: str) -> ScopeKind:
+    kind = _check_kind(scope_kind)
+    if kind == "tenant":
+        _check_tenant(scope_id)
+    else:
+        tenant, _, principal = scope_id.partition("/")
+        if not principal:
+            raise InvalidRequest(
+                f"principal budgets are per tenant: use '<tenant>/<principal>' "
+                f"(e.g. 'acme/{scope_id or 'alice'}'), got {scope_id!r}",
+                scope=kind,
+                scope_id=scope_id,
+            )
+        principal_scope(tenant, principal)
+    return kind
+
+
+def _check_tenant(tenant: str) -> None:
+    if not tenant or "/" in tenant:
+        raise InvalidRequest(
+            f"tenant id {tenant!r} is invalid: it must be non-empty and contain no '/'", tenant=tenant
+        )
+    _check_length(tenant)
+
+
+def _check_length(scope_id: str) -> str:
+    if len(scope_id) > _SCOPE_ID_MAX:
+        raise InvalidRequest(
+            f"budget scope id is {len(scope_id)} characters, the limit is {_SCOPE_ID_MAX}: use shorter ids",
+            scope_id=scope_id[:_SCOPE_ID_MAX],
+        )
+    return scope_id
+
+
+def _check_amount(name: str, amount: int) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidRequest(f"{name} must be an integer number of nano-dollars, got {amount!r}")
+    if amount < 0 or amount > MAX_AMOUNT_NANO:
+        raise InvalidRequest(
+            f"{name} must be between 0 and {MAX_AMOUNT_NANO} nano-dollars, got {amount}", **{name: amount}
+        )
+
+
+def _usd(nano: int) -> str:
+    """``12.5``, ``0.004``: at most 9 decimals, no trailing zeros."""
+    whole, frac = divmod(abs(nano), NANO)
+    text = f"{whole}.{frac:09d}".rstrip("0").rstrip(".")
+    return f"-{text}" if nano < 0 else text

@@ -1,0 +1,112 @@
+"""The decision log: every routing decision and its outcome, persisted in the state DB.
+
+Prompts are never stored, only their SHA-256; ``maestro route explain`` and ``/v1/router/decisions``
+read from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from maestro.core.clock import utcnow
+from maestro.core.errors import NotFound
+from maestro.core.schema import decisions, from_nano
+from maestro.router.policy import Decision
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a routed call ended."""
+
+    status: str  # succeeded | failed
+    model_used: str | None
+    attempts: list[dict[str, Any]]
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_nano: int | None = None
+    usage_estimated: bool = False
+    latency_ms: float | None = None
+    error_code: str | None = None
+
+
+class DecisionLog:
+    """Reads and writes the ``decisions`` table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def record(self, decision: Decision, *, status: str) -> None:
+        """Insert a decision (status ``explained`` for a dry run, ``running`` before a call)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                decisions.insert().values(
+                    id=decision.id,
+                    created_at=utcnow(),
+                    tenant=decision.tenant,
+                    principal=decision.principal,
+                    task=decision.task,
+                    chosen=decision.chosen,
+                    fallbacks=list(decision.fallbacks),
+                    candidates=[c.to_dict() for c in decision.candidates],
+                    policy_version=decision.policy_version,
+                    weights_version=decision.weights_version,
+                    override=decision.override,
+                    prompt_sha256=decision.prompt_sha256,
+                    prompt_tokens_est=decision.prompt_tokens_est,
+                    max_tokens=decision.max_tokens,
+                    status=status,
+                    attempts=[],
+                    usage_estimated=False,
+                )
+            )
+
+    def finish(self, decision_id: str, outcome: Outcome) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                decisions.update()
+                .where(decisions.c.id == decision_id)
+                .values(
+                    status=outcome.status,
+                    model_used=outcome.model_used,
+                    attempts=outcome.attempts,
+                    prompt_tokens=outcome.prompt_tokens,
+                    completion_tokens=outcome.completion_tokens,
+                    cost_nano=outcome.cost_nano,
+                    usage_estimated=outcome.usage_estimated,
+                    latency_ms=outcome.latency_ms,
+                    error_code=outcome.error_code,
+                    finished_at=utcnow(),
+                )
+            )
+
+    def get(self, decision_id: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """One decision as a JSON-safe dict; another tenant's decision is "not found"."""
+        query = sa.select(decisions).where(decisions.c.id == decision_id)
+        if tenant is not None:
+            query = query.where(decisions.c.tenant == tenant)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound(f"decision '{decision_id}' not found")
+        return _public(dict(row))
+
+    def list(self, *, tenant: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        query = sa.select(decisions).order_by(decisions.c.created_at.desc(), decisions.c.id.desc())
+        if tenant is not None:
+            query = query.where(decisions.c.tenant == tenant)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.limit(limit)).mappings().all()
+        return [_public(dict(r)) for r in rows]
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    cost = row.pop("cost_nano")
+    row["cost_usd"] = from_nano(cost) if cost is not None else None
+    for key in ("created_at", "finished_at"):
+        if row.get(key) is not None:
+            row[key] = row[key].isoformat()
+    return row

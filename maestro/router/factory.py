@@ -1,0 +1,82 @@
+"""Composition: build a ``ModelRouter`` (and its state DB) from ``Settings``. Called by entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.engine import Engine
+
+from maestro.core.db import create_db_engine, migrate
+from maestro.core.settings import Settings
+from maestro.router.budget import BudgetStore
+from maestro.router.catalog import Catalog, load_catalog
+from maestro.router.decisions import DecisionLog
+from maestro.router.health import HealthTracker
+from maestro.router.service import ModelRouter, Observer, RouterLimits
+from maestro.router.types import LLMClient, LocalModelOptions
+from maestro.router.weights import Weights, load_weights
+
+
+def open_state_db(settings: Settings) -> Engine:
+    """The state DB engine, migrated to the newest schema."""
+    engine = create_db_engine(settings.resolved_database_url)
+    migrate(engine)
+    return engine
+
+
+def load_routing_config(settings: Settings) -> tuple[Catalog, Weights]:
+    """The catalog and the weights, cross-checked (weights may only name catalog deployments)."""
+    catalog = load_catalog(settings.catalog_path)
+    weights = load_weights(settings.weights_path, known_models=set(catalog.deployments))
+    return catalog, weights
+
+
+def limits_from(settings: Settings) -> RouterLimits:
+    return RouterLimits(
+        max_prompt_bytes=settings.max_prompt_bytes,
+        max_messages=settings.max_messages,
+        max_tokens_limit=settings.max_tokens_limit,
+        default_max_tokens=settings.default_max_tokens,
+        deadline_s=settings.request_deadline_s,
+        max_fallbacks=settings.max_fallbacks,
+    )
+
+
+def build_router(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    client: LLMClient | None = None,
+    environ: Mapping[str, str] | None = None,
+    observer: Observer | None = None,
+) -> ModelRouter:
+    """A ready router. ``client`` defaults to ``LiteLLMClient`` (litellm is imported on first call)."""
+    catalog, weights = load_routing_config(settings)
+    engine = engine if engine is not None else open_state_db(settings)
+    if client is None:
+        from maestro.router.litellm_client import LiteLLMClient
+
+        client = LiteLLMClient(
+            catalog.all(),
+            num_retries=settings.num_retries,
+            local=LocalModelOptions(
+                model_path=str(settings.local_model_path) if settings.local_model_path else None,
+                n_ctx=settings.local_context,
+                n_threads=settings.local_threads,
+            ),
+        )
+    return ModelRouter(
+        catalog=catalog,
+        weights=weights,
+        client=client,
+        budgets=BudgetStore(
+            engine,
+            tenant_default_usd=settings.tenant_budget_usd,
+            principal_default_usd=settings.principal_budget_usd,
+        ),
+        decisions=DecisionLog(engine),
+        health=HealthTracker(allowed_fails=settings.allowed_fails, cooldown_s=settings.cooldown_s),
+        limits=limits_from(settings),
+        environ=environ,
+        observer=observer,
+    )

@@ -1,0 +1,436 @@
+"""``ModelRouter``: decide, reserve budget, call with fallbacks under one deadline, settle, record.
+
+The one entry point for every model call in Maestro (CLI ``ask``, the API, workcells). The order of
+operations is what makes spending safe:
+
+1. validate the request (size limits: 413/422 before any provider call, RELIABILITY.md #24);
+2. decide (``policy.decide``) against the remaining budget and current cooldowns;
+3. reserve the maximum cost of the planned attempts atomically (``BudgetStore.reserve``) — a refused
+   request spends nothing;
+4. try the chosen deployment, then each fallback, each at most once, all inside one overall deadline;
+   a non-retryable error (400/401/...) stops at once with no fallback storm (#22, #23);
+5. settle the reservation to the provider-reported usage, or to a conservative, flagged estimate when
+   the provider reports none (#21); release it on failure;
+6. persist the decision and its outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from maestro.core.errors import (
+    BudgetExceeded,
+    DeadlineExceeded,
+    InvalidRequest,
+    MaestroError,
+    ModelCallFailed,
+    ModelUnavailable,
+    NoEligibleModel,
+    PayloadTooLarge,
+)
+from maestro.core.schema import from_nano, to_nano
+from maestro.router.budget import BudgetEvent, BudgetStore, Reservation
+from maestro.router.catalog import Catalog
+from maestro.router.decisions import DecisionLog, Outcome
+from maestro.router.health import HealthTracker
+from maestro.router.policy import Decision, RouteContext, RouteRequest, decide, require_chosen
+from maestro.router.types import Chunk, Completion, LLMClient, ModelCall, Usage
+from maestro.router.weights import Weights
+
+_ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
+
+
+@dataclass(frozen=True)
+class RouterLimits:
+    """Request limits and execution settings (from ``Settings``)."""
+
+    max_prompt_bytes: int = 1_000_000
+    max_messages: int = 2_048
+    max_tokens_limit: int = 32_768
+    default_max_tokens: int = 512
+    deadline_s: float = 120.0
+    max_fallbacks: int = 3
+
+
+@dataclass(frozen=True)
+class RoutedCompletion:
+    """A finished routed call."""
+
+    text: str
+    model: str
+    decision: Decision
+    usage: Usage
+    cost_usd: float
+    usage_estimated: bool
+    finish_reason: str | None
+    tool_calls: list[dict[str, Any]]
+    attempts: list[dict[str, Any]]
+    budget_events: list[BudgetEvent] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "model": self.model,
+            "decision_id": self.decision.id,
+            "task": self.decision.task,
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "estimated": self.usage_estimated,
+            },
+            "cost_usd": self.cost_usd,
+            "finish_reason": self.finish_reason,
+            "fallbacks_used": [a["model"] for a in self.attempts[:-1]],
+        }
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """``start`` (decision made), ``delta`` (text), ``end`` (the finished call in ``result``)."""
+
+    kind: Literal["start", "delta", "end"]
+    decision: Decision
+    text: str = ""
+    result: RoutedCompletion | None = None
+
+
+Observer = Callable[[Decision, Outcome], None]
+
+
+class ModelRouter:
+    """Routes, budgets, executes and records model calls. Build it with ``router.factory.build_router``."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        weights: Weights,
+        client: LLMClient,
+        budgets: BudgetStore,
+        decisions: DecisionLog,
+        health: HealthTracker,
+        limits: RouterLimits | None = None,
+        environ: Mapping[str, str] | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.weights = weights
+        self.client = client
+        self.budgets = budgets
+        self.decisions = decisions
+        self.health = health
+        self.limits = limits or RouterLimits()
+        self._environ = environ
+        self._observer = observer
+
+    # -- deciding -------------------------------------------------------------------------------
+    def decide(self, request: RouteRequest) -> Decision:
+        """Validate and decide without calling a model or reserving budget."""
+        self.validate(request)
+        remaining = self.budgets.remaining_nano(tenant=request.tenant, principal=request.principal)
+        context = RouteContext(
+            remaining_budget_usd=from_nano(remaining),
+            cooling_down=self.health.cooling_down(),
+            environ=self._environ,
+            default_max_tokens=self.limits.default_max_tokens,
+            max_fallbacks=self.limits.max_fallbacks,
+        )
+        return decide(request, self.catalog, self.weights, context)
+
+    def explain(self, request: RouteRequest) -> Decision:
+        """``maestro route explain``: decide and record the decision as ``explained``."""
+        decision = self.decide(request)
+        self.decisions.record(decision, status="explained")
+        return decision
+
+    def validate(self, request: RouteRequest) -> None:
+        """Refuse malformed or oversized requests before anything else happens."""
+        limits = self.limits
+        if not request.messages:
+            raise InvalidRequest("the prompt is empty: send at least one message with content")
+        if len(request.messages) > limits.max_messages:
+            raise PayloadTooLarge(
+                f"{len(request.messages)} messages exceed the limit of {limits.max_messages} "
+                "(MAESTRO_MAX_MESSAGES)"
+            )
+        size = 0
+        has_text = False
+        for index, message in enumerate(request.messages):
+            role = message.get("role")
+            if role not in _ROLES:
+                raise InvalidRequest(f"messages[{index}].role is {role!r}; use one of {sorted(_ROLES)}")
+            content = message.get("content")
+            text = content if isinstance(content, str) else "" if content is None else repr(content)
+            size += len(text.encode("utf-8"))
+            has_text = has_text or bool(text.strip())
+        if size > limits.max_prompt_bytes:
+            raise PayloadTooLarge(
+                f"the prompt is {size:,} bytes; the limit is {limits.max_prompt_bytes:,} "
+                "(MAESTRO_MAX_PROMPT_BYTES)"
+            )
+        if not has_text:
+            raise InvalidRequest("the prompt is empty: every message's content is blank")
+        if request.max_tokens is not None and not 0 < request.max_tokens <= limits.max_tokens_limit:
+            raise InvalidRequest(
+                f"max_tokens={request.max_tokens} is out of range: use 1..{limits.max_tokens_limit} "
+                "(MAESTRO_MAX_TOKENS_LIMIT)"
+            )
+
+    # -- executing ------------------------------------------------------------------------------
+    async def complete(self, request: RouteRequest) -> RoutedCompletion:
+        """One routed, budgeted, recorded completion."""
+        result: RoutedCompletion | None = None
+        async for event in self._run(request, stream=False):
+            if event.kind == "end":
+                result = event.result
+        assert result is not None
+        return result
+
+    async def stream(self, request: RouteRequest) -> AsyncIterator[StreamEvent]:
+        """A routed completion as events; fallbacks happen only before the first token."""
+        async for event in self._run(request, stream=True):
+            yield event
+
+    async def _run(self, request: RouteRequest, *, stream: bool) -> AsyncIterator[StreamEvent]:
+        decision = self.decide(request)
+        plan, reservation = self._plan_and_reserve(decision)
+        self.decisions.record(decision, status="running")
+        started = time.perf_counter()
+        attempts: list[dict[str, Any]] = []
+        finished = False
+        try:
+            yield StreamEvent("start", decision)
+            deadline = started + self.limits.deadline_s
+            error: MaestroError | None = None
+            for model in plan:
+                if model in self.health.cooling_down() and model != plan[0]:
+                    attempts.append({"model": model, "status": "skipped", "reason": "cooling down"})
+                    continue
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    error = DeadlineExceeded(
+                        f"the request's deadline of {self.limits.deadline_s:.0f}s passed before '{model}' "
+                        "could be tried (MAESTRO_REQUEST_DEADLINE_S)",
+                        model=model,
+                    )
+                    break
+                call = self._call(request, decision, model, left)
+                attempt_start = time.perf_counter()
+                texts: list[str] = []
+                completion: Completion | None = None
+                try:
+                    if stream:
+                        async for piece in self._consume(call, deadline):
+                            if isinstance(piece, str):
+                                texts.append(piece)
+                                yield StreamEvent("delta", decision, text=piece)
+                            else:
+                                completion = piece
+                    else:
+                        completion = await self._complete(call)
+                except ModelCallFailed as exc:
+                    attempts.append(_attempt_record(model, exc, attempt_start))
+                    self.health.record_failure(model, exc)
+                    error = exc
+                    if texts:  # tokens already reached the caller: charge what was produced, no fallback
+                        self._settle_partial(reservation, decision, model, texts)
+                        break
+                    if not exc.retryable:
+                        break
+                    continue
+                assert completion is not None
+                self.health.record_success(model)
+                attempts.append({"model": model, "status": "ok", "ms": _ms(attempt_start)})
+                result = self._settle(reservation, decision, call, completion, attempts, started)
+                finished = True
+                yield StreamEvent("end", decision, result=result)
+                return
+            finished = True
+            self._fail(reservation, decision, attempts, started, error)
+        finally:
+            if not finished:  # the caller went away (or was cancelled) mid-call
+                self.budgets.release(reservation)
+                self.decisions.finish(
+                    decision.id,
+                    Outcome(status="cancelled", model_used=None, attempts=attempts, latency_ms=_ms(started)),
+                )
+
+    async def _complete(self, call: ModelCall) -> Completion:
+        try:
+            return await asyncio.wait_for(self.client.complete(call), call.timeout_s)
+        except TimeoutError:
+            raise _timed_out(call) from None
+
+    async def _consume(self, call: ModelCall, deadline: float) -> AsyncIterator[str | Completion]:
+        """Yield text deltas as they arrive, then the assembled Completion."""
+        usage: Usage | None = None
+        finish: str | None = None
+        parts: list[str] = []
+        iterator = aiter(self.client.stream(call))
+        while True:
+            left = deadline - time.perf_counter()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                chunk: Chunk = await asyncio.wait_for(anext(iterator), left)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise _timed_out(call) from None
+            if chunk.delta:
+                parts.append(chunk.delta)
+                yield chunk.delta
+            usage = chunk.usage or usage
+            finish = chunk.finish_reason or finish
+        yield Completion(text="".join(parts), model=call.deployment.name, usage=usage, finish_reason=finish)
+
+    def _plan_and_reserve(self, decision: Decision) -> tuple[list[str], Reservation]:
+        try:
+            chosen = require_chosen(decision)
+        except NoEligibleModel as exc:
+            self.decisions.record(decision, status="refused")
+            if any(c.reasons and c.reasons[-1].startswith("estimated max cost") for c in decision.candidates):
+                raise BudgetExceeded(
+                    f"the remaining budget of tenant '{decision.tenant}' / principal '{decision.principal}' "
+                    "cannot cover this request on any eligible model; lower max_tokens or raise the budget "
+                    "(`maestro budget set`)",
+                    decision_id=decision.id,
+                ) from exc
+            raise
+        plan = [chosen, *decision.fallbacks]
+        costs = {m: decision.candidate(m).est_cost_usd for m in plan}
+        try:
+            reservation = self._reserve(decision, max(costs.values()))
+        except BudgetExceeded:
+            if len(plan) == 1:
+                self.decisions.record(decision, status="refused")
+                raise
+            plan = [m for m in plan if costs[m] <= costs[chosen]]
+            try:
+                reservation = self._reserve(decision, costs[chosen])
+            except BudgetExceeded:
+                self.decisions.record(decision, status="refused")
+                raise
+        return plan, reservation
+
+    def _reserve(self, decision: Decision, usd: float) -> Reservation:
+        return self.budgets.reserve(
+            tenant=decision.tenant, principal=decision.principal, amount_nano=to_nano(usd), decision_id=decision.id
+        )
+
+    def _call(self, request: RouteRequest, decision: Decision, model: str, left: float) -> ModelCall:
+        return ModelCall(
+            deployment=self.catalog.get(model),
+            messages=request.messages,
+            max_tokens=decision.candidate(model).max_tokens,
+            timeout_s=left,
+            temperature=request.temperature,
+            response_format=request.response_format,
+            tools=request.tools,
+        )
+
+    def _settle(
+        self,
+        reservation: Reservation,
+        decision: Decision,
+        call: ModelCall,
+        completion: Completion,
+        attempts: list[dict[str, Any]],
+        started: float,
+    ) -> RoutedCompletion:
+        estimated = completion.usage is None
+        usage = completion.usage or Usage(
+            prompt_tokens=decision.prompt_tokens_est,
+            completion_tokens=_estimate_output_tokens(completion.text),
+        )
+        cost_nano = to_nano(call.deployment.cost_usd(usage.prompt_tokens, usage.completion_tokens))
+        events = self.budgets.settle(reservation, actual_nano=cost_nano, estimated=estimated)
+        outcome = Outcome(
+            status="succeeded",
+            model_used=call.deployment.name,
+            attempts=attempts,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_nano=cost_nano,
+            usage_estimated=estimated,
+            latency_ms=_ms(started),
+        )
+        self.decisions.finish(decision.id, outcome)
+        self._observe(decision, outcome)
+        return RoutedCompletion(
+            text=completion.text,
+            model=call.deployment.name,
+            decision=decision,
+            usage=usage,
+            cost_usd=from_nano(cost_nano),
+            usage_estimated=estimated,
+            finish_reason=completion.finish_reason,
+            tool_calls=completion.tool_calls,
+            attempts=attempts,
+            budget_events=events,
+        )
+
+    def _settle_partial(self, reservation: Reservation, decision: Decision, model: str, texts: list[str]) -> None:
+        deployment = self.catalog.get(model)
+        cost = deployment.cost_usd(decision.prompt_tokens_est, _estimate_output_tokens("".join(texts)))
+        self.budgets.settle(reservation, actual_nano=to_nano(cost), estimated=True)
+
+    def _fail(
+        self,
+        reservation: Reservation,
+        decision: Decision,
+        attempts: list[dict[str, Any]],
+        started: float,
+        error: MaestroError | None,
+    ) -> None:
+        self.budgets.release(reservation)  # a no-op when a partial stream was already settled
+        if error is None or (isinstance(error, ModelCallFailed) and error.retryable and len(attempts) > 1):
+            summary = "; ".join(f"{a['model']}: {a.get('error', a.get('reason'))}" for a in attempts)
+            error = ModelUnavailable(
+                f"all {len(attempts)} model(s) failed for task '{decision.task}': {summary}",
+                attempts=attempts,
+            )
+        error.details.setdefault("decision_id", decision.id)
+        outcome = Outcome(
+            status="failed", model_used=None, attempts=attempts, latency_ms=_ms(started), error_code=error.code
+        )
+        self.decisions.finish(decision.id, outcome)
+        self._observe(decision, outcome)
+        raise error
+
+    def _observe(self, decision: Decision, outcome: Outcome) -> None:
+        if self._observer is not None:
+            self._observer(decision, outcome)
+
+
+def _timed_out(call: ModelCall) -> ModelUnavailable:
+    return ModelUnavailable(
+        f"'{call.deployment.name}' did not answer within {call.timeout_s:.1f}s",
+        model=call.deployment.name,
+        provider=call.deployment.provider,
+    )
+
+
+def _estimate_output_tokens(text: str) -> int:
+    """Conservative: one token per 3 bytes (real tokenizers average about 4), at least 1."""
+    return max(1, math.ceil(len(text.encode("utf-8")) / 3))
+
+
+def _attempt_record(model: str, exc: ModelCallFailed, started: float) -> dict[str, Any]:
+    return {
+        "model": model,
+        "status": "error",
+        "error": exc.code,
+        "status_code": exc.status_code,
+        "message": exc.message[:300],
+        "ms": _ms(started),
+    }
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)

@@ -1,0 +1,122 @@
+"""Routing weights (``router/weights.yaml``): expected quality per task class and model.
+
+Written by hand at first and later by the eval harness (``maestro router fit``). Each entry carries the
+estimate, the number of samples behind it and an interval, so a change can be told apart from noise.
+A model without an entry gets the file's ``prior`` with zero samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from maestro.core.errors import ConfigurationError
+from maestro.core.configfile import describe_validation_error, load_yaml_text
+
+TASK_CLASSES = (
+    "chat",
+    "rag.answer",
+    "cypher.generate",
+    "codegen.edit",
+    "testgen.write",
+    "docs.write",
+    "remediate.fix",
+)
+
+
+class _Estimate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    quality: float = Field(ge=0, le=1)
+    samples: int = Field(default=0, ge=0)
+    interval: tuple[float, float] = (0.0, 1.0)
+
+    @model_validator(mode="after")
+    def _interval_holds_quality(self) -> _Estimate:
+        low, high = self.interval
+        if not 0 <= low <= self.quality <= high <= 1:
+            raise ValueError(f"interval {list(self.interval)} must satisfy 0 <= low <= quality <= high <= 1")
+        return self
+
+
+class _TaskClass(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    floor: float = Field(ge=0, le=1)
+    cost_ceiling_usd: float | None = Field(default=None, ge=0)
+    models: dict[str, _Estimate] = Field(default_factory=dict)
+
+
+class _WeightsSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, max_length=64)
+    prior: float = Field(default=0.5, ge=0, le=1)
+    task_classes: dict[str, _TaskClass]
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    quality: float
+    samples: int
+    interval: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Loaded weights. ``quality(task, model)`` never fails: unknown pairs get the prior."""
+
+    version: str
+    prior: float
+    floors: Mapping[str, float]
+    cost_ceilings: Mapping[str, float | None]
+    estimates: Mapping[str, Mapping[str, Estimate]]
+
+    def estimate(self, task: str, model: str) -> Estimate:
+        found = self.estimates.get(task, {}).get(model)
+        return found if found is not None else Estimate(self.prior, 0, (0.0, 1.0))
+
+    def floor(self, task: str) -> float:
+        return self.floors[task]
+
+    def knows(self, task: str) -> bool:
+        return task in self.floors
+
+
+def load_weights(path: Path, *, known_models: set[str] | None = None) -> Weights:
+    """Read and validate a weights file; every problem is a ConfigurationError naming file and key."""
+    if not path.exists():
+        raise ConfigurationError(f"{path}: weights file not found (set MAESTRO_WEIGHTS_PATH)")
+    return parse_weights(path.read_text(encoding="utf-8"), source=str(path), known_models=known_models)
+
+
+def parse_weights(text: str, *, source: str = "weights.yaml", known_models: set[str] | None = None) -> Weights:
+    """Validate weights YAML text. With ``known_models``, entries for models not in the catalog fail."""
+    data = load_yaml_text(text, source)
+    try:
+        spec = _WeightsSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc, source, data)) from None
+    for task, cls in spec.task_classes.items():
+        if task not in TASK_CLASSES:
+            raise ConfigurationError(
+                f"{source}: task_classes.{task}: unknown task class; known: {', '.join(TASK_CLASSES)}"
+            )
+        for model in cls.models:
+            if known_models is not None and model not in known_models:
+                raise ConfigurationError(
+                    f"{source}: task_classes.{task}.models.{model}: not a deployment in the catalog"
+                )
+    return Weights(
+        version=spec.version,
+        prior=spec.prior,
+        floors={t: c.floor for t, c in spec.task_classes.items()},
+        cost_ceilings={t: c.cost_ceiling_usd for t, c in spec.task_classes.items()},
+        estimates={
+            t: {m: Estimate(e.quality, e.samples, e.interval) for m, e in c.models.items()}
+            for t, c in spec.task_classes.items()
+        },
+    )
