@@ -68,9 +68,9 @@ def migrate(engine: Engine) -> None:
 
 def is_ready(engine: Engine) -> bool:
     """True when the DB answers and the schema is at head."""
+    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))

@@ -138,16 +138,17 @@ class BudgetStore:
                 usd=usd,
             )
         limit_nano = round(usd * NANO)
-        period = self.current_period()
+        now = self._clock()
+        period = month_period(now)
         key = _period_key(kind, scope_id, period)
         with self._engine.begin() as conn:
             upsert = self._insert(budget_limits).values(
-                scope_kind=kind, scope_id=scope_id, limit_nano=limit_nano, updated_at=self._clock()
+                scope_kind=kind, scope_id=scope_id, limit_nano=limit_nano, updated_at=now
             )
             conn.execute(
                 upsert.on_conflict_do_update(
                     index_elements=[budget_limits.c.scope_kind, budget_limits.c.scope_id],
-                    set_={"limit_nano": limit_nano, "updated_at": self._clock()},
+                    set_={"limit_nano": limit_nano, "updated_at": now},
                 )
             )
             # Create the row with the new limit, so a concurrent first reservation cannot create it
@@ -404,10 +405,12 @@ class BudgetStore:
         limit_nano, spent_nano, reserved_nano = self._read_period(conn, kind, scope_id, period)
         remaining = max(0, limit_nano - spent_nano - reserved_nano)
         suggested = max(1, math.ceil(max(2 * limit_nano, spent_nano + reserved_nano + amount_nano) / NANO))
+        tenant, _, principal = scope_id.partition("/")
+        flags = f"--tenant {tenant}" + (f" --principal {principal}" if kind == "principal" else "")
         return BudgetExceeded(
             f"the {period} budget of {kind} {scope_id!r} has ${_usd(remaining)} left of ${_usd(limit_nano)} "
             f"and this request needs up to ${_usd(amount_nano)}: raise it with "
-            f"`maestro budget set --{kind} {scope_id} --usd {suggested}` or wait for next month (UTC)",
+            f"`maestro budget set {flags} --usd {suggested}` or wait for next month (UTC)",
             scope=kind,
             scope_id=scope_id,
             period=period,

@@ -136,9 +136,7 @@ def parse_catalog(text: str, *, source: str = "catalog.yaml") -> Catalog:
         raise ConfigurationError(f"{source}: deployments: duplicate name(s) {', '.join(duplicates)}")
     _check_fallbacks(spec, source)
     _check_tenants(spec, source)
-    deployments = {
-        d.name: _resolve(d, index, source) for index, d in enumerate(spec.deployments)
-    }
+    deployments = {d.name: _resolve(d, index, source) for index, d in enumerate(spec.deployments)}
     tenants = {
         name: (frozenset(t.allow) if t.allow is not None else None, frozenset(t.deny))
         for name, t in spec.tenants.items()
@@ -161,7 +159,7 @@ def _check_fallbacks(spec: _CatalogSpec, source: str) -> None:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = " -> ".join([*path[path.index(name):], name])
+            cycle = " -> ".join([*path[path.index(name) :], name])
             raise ConfigurationError(f"{source}: fallbacks form a cycle: {cycle}")
         state[name] = 1
         for target in graph[name]:

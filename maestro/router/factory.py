@@ -42,6 +42,15 @@ def limits_from(settings: Settings) -> RouterLimits:
     )
 
 
+def budget_store(settings: Settings, engine: Engine | None = None) -> BudgetStore:
+    """The budget store on the state DB, with the default monthly limits from settings."""
+    return BudgetStore(
+        engine if engine is not None else open_state_db(settings),
+        tenant_default_usd=settings.tenant_budget_usd,
+        principal_default_usd=settings.principal_budget_usd,
+    )
+
+
 def build_router(
     settings: Settings,
     *,
@@ -69,11 +78,7 @@ def build_router(
         catalog=catalog,
         weights=weights,
         client=client,
-        budgets=BudgetStore(
-            engine,
-            tenant_default_usd=settings.tenant_budget_usd,
-            principal_default_usd=settings.principal_budget_usd,
-        ),
+        budgets=budget_store(settings, engine),
         decisions=DecisionLog(engine),
         health=HealthTracker(allowed_fails=settings.allowed_fails, cooldown_s=settings.cooldown_s),
         limits=limits_from(settings),

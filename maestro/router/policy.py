@@ -289,9 +289,12 @@ def _rank(eligible: list[Candidate], ceiling: float | None) -> list[Candidate]:
             (c for c in eligible if c.est_cost_usd > ceiling), key=lambda c: (c.est_cost_usd, c.model)
         )
         return within + above
-    good = sorted((c for c in eligible if c.meets_floor), key=lambda c: (c.est_cost_usd, -c.predicted_quality, c.model))
+    good = sorted(
+        (c for c in eligible if c.meets_floor), key=lambda c: (c.est_cost_usd, -c.predicted_quality, c.model)
+    )
     weak = sorted(
-        (c for c in eligible if not c.meets_floor), key=lambda c: (-c.predicted_quality, c.est_cost_usd, c.model)
+        (c for c in eligible if not c.meets_floor),
+        key=lambda c: (-c.predicted_quality, c.est_cost_usd, c.model),
     )
     return good + weak
 

@@ -214,7 +214,7 @@ class ModelRouter:
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     error = DeadlineExceeded(
-                        f"the request's deadline of {self.limits.deadline_s:.0f}s passed before '{model}' "
+                        f"the request's deadline of {self.limits.deadline_s:g}s passed before '{model}' "
                         "could be tried (MAESTRO_REQUEST_DEADLINE_S)",
                         model=model,
                     )
@@ -320,7 +320,10 @@ class ModelRouter:
 
     def _reserve(self, decision: Decision, usd: float) -> Reservation:
         return self.budgets.reserve(
-            tenant=decision.tenant, principal=decision.principal, amount_nano=to_nano(usd), decision_id=decision.id
+            tenant=decision.tenant,
+            principal=decision.principal,
+            amount_nano=to_nano(usd),
+            decision_id=decision.id,
         )
 
     def _call(self, request: RouteRequest, decision: Decision, model: str, left: float) -> ModelCall:
@@ -375,7 +378,9 @@ class ModelRouter:
             budget_events=events,
         )
 
-    def _settle_partial(self, reservation: Reservation, decision: Decision, model: str, texts: list[str]) -> None:
+    def _settle_partial(
+        self, reservation: Reservation, decision: Decision, model: str, texts: list[str]
+    ) -> None:
         deployment = self.catalog.get(model)
         cost = deployment.cost_usd(decision.prompt_tokens_est, _estimate_output_tokens("".join(texts)))
         self.budgets.settle(reservation, actual_nano=to_nano(cost), estimated=True)
@@ -397,7 +402,11 @@ class ModelRouter:
             )
         error.details.setdefault("decision_id", decision.id)
         outcome = Outcome(
-            status="failed", model_used=None, attempts=attempts, latency_ms=_ms(started), error_code=error.code
+            status="failed",
+            model_used=None,
+            attempts=attempts,
+            latency_ms=_ms(started),
+            error_code=error.code,
         )
         self.decisions.finish(decision.id, outcome)
         self._observe(decision, outcome)

@@ -12,8 +12,8 @@ the same fakes.
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
@@ -49,11 +49,15 @@ def server_error(status_code: int = 503, model: str = "fake") -> ModelUnavailabl
 
 
 def bad_request(status_code: int = 400, model: str = "fake") -> ModelRequestRejected:
-    return ModelRequestRejected(f"'{model}' rejected the request ({status_code})", model=model, status_code=status_code)
+    return ModelRequestRejected(
+        f"'{model}' rejected the request ({status_code})", model=model, status_code=status_code
+    )
 
 
 def context_too_long(model: str = "fake") -> ContextWindowExceeded:
-    return ContextWindowExceeded(f"the prompt exceeds the context window of '{model}'", model=model, status_code=400)
+    return ContextWindowExceeded(
+        f"the prompt exceeds the context window of '{model}'", model=model, status_code=400
+    )
 
 
 class _FakeBase(ABC):
@@ -82,7 +86,9 @@ class _FakeBase(ABC):
             if self.latency_s:
                 await asyncio.sleep(self.latency_s / max(1, len(words)))
             yield Chunk(delta=word if index == 0 else " " + word)
-        yield Chunk(finish_reason=completion.finish_reason, usage=completion.usage if self.stream_usage else None)
+        yield Chunk(
+            finish_reason=completion.finish_reason, usage=completion.usage if self.stream_usage else None
+        )
 
     @staticmethod
     def _finish(call: ModelCall, reply: Reply) -> Completion:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from maestro.core.errors import ConfigurationError
 from maestro.core.configfile import describe_validation_error, load_yaml_text
+from maestro.core.errors import ConfigurationError
 
 TASK_CLASSES = (
     "chat",
@@ -93,7 +93,9 @@ def load_weights(path: Path, *, known_models: set[str] | None = None) -> Weights
     return parse_weights(path.read_text(encoding="utf-8"), source=str(path), known_models=known_models)
 
 
-def parse_weights(text: str, *, source: str = "weights.yaml", known_models: set[str] | None = None) -> Weights:
+def parse_weights(
+    text: str, *, source: str = "weights.yaml", known_models: set[str] | None = None
+) -> Weights:
     """Validate weights YAML text. With ``known_models``, entries for models not in the catalog fail."""
     data = load_yaml_text(text, source)
     try:

@@ -130,7 +130,7 @@ def test_principal_limit_is_namespaced_by_tenant(engine: Engine) -> None:
     with pytest.raises(BudgetExceeded) as info:
         store.reserve(tenant="acme", principal="alice", amount_nano=60 * MILLI)
     assert info.value.details["scope"] == "principal" and info.value.details["scope_id"] == "acme/alice"
-    assert "--principal acme/alice" in info.value.message
+    assert "`maestro budget set --tenant acme --principal alice --usd 1`" in info.value.message
     assert store.status("tenant", "acme").reserved_usd == 0  # the tenant hold was rolled back
     # Other principals of acme, and alice of another tenant, keep the default.
     store.reserve(tenant="acme", principal="bob", amount_nano=60 * MILLI)
@@ -345,8 +345,8 @@ def test_50_concurrent_thread_reservations_never_overspend(engine: Engine) -> No
 
     def watch() -> None:  # samples spent + reserved while the race runs
         while not done.is_set():
-            status = store.status("tenant", "acme")
-            worst[0] = max(worst[0], round((status.spent_usd + status.reserved_usd) * NANO))
+            _, spent, reserved = period_row(engine, "tenant", "acme") or (0, 0, 0)
+            worst[0] = max(worst[0], spent + reserved)
 
     def attempt(i: int) -> Reservation | BudgetExceeded:
         start.wait(timeout=60)

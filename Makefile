@@ -1,0 +1,43 @@
+# Maestro — the two commands are `make run` and `make test`; both set up first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+PIP := $(BIN)/python -m pip
+
+.PHONY: setup run test lint typecheck imports unit services bench clean
+
+setup: $(STAMP) ## Install everything into .venv from the pinned constraints (idempotent)
+
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
+	touch $(STAMP)
+
+run: setup ## Serve the API on the embedded defaults (http://127.0.0.1:8000)
+	$(BIN)/maestro db upgrade
+	$(BIN)/maestro serve
+
+services: ## Make sure PostgreSQL and Redis answer at their default ports (start them if not)
+	bash scripts/services.sh
+
+lint: setup
+	$(BIN)/ruff check maestro tests
+	$(BIN)/ruff format --check maestro tests
+
+typecheck: setup
+	$(BIN)/mypy
+
+imports: setup
+	$(BIN)/lint-imports
+
+unit: setup services
+	$(BIN)/python -m pytest -q
+
+test: setup services lint typecheck imports unit ## Everything CI runs
+
+bench: setup ## Run the benchmarks
+	$(BIN)/maestro bench router
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,342 @@
+"""The ``maestro`` command line (typer + rich).
+
+Every heavy import (litellm, llama.cpp, SQLAlchemy engines, FastAPI) happens inside the command that
+needs it, so ``maestro --help`` answers quickly. Commands build ``Settings`` once and pass it down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from maestro.api.cli.output import emit_json, err_console, reported, write_text
+
+if TYPE_CHECKING:
+    from maestro.core.settings import Settings
+    from maestro.router.policy import RouteRequest
+
+app = typer.Typer(
+    name="maestro",
+    help="Maestro: a cost-aware router on LiteLLM feeding LangGraph workcells, bound to an authority.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+route_app = typer.Typer(help="Routing decisions.", no_args_is_help=True)
+budget_app = typer.Typer(help="Monthly budgets per tenant and principal.", no_args_is_help=True)
+db_app = typer.Typer(help="The state database.", no_args_is_help=True)
+app.add_typer(route_app, name="route")
+app.add_typer(budget_app, name="budget")
+app.add_typer(db_app, name="db")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Tenant (default MAESTRO_DEFAULT_TENANT).")]
+TaskOpt = Annotated[str, typer.Option("--task", help="Task class: chat, rag.answer, codegen.edit, ...")]
+
+LOCAL_OPERATOR_SCOPES = frozenset({"router:override", "chat", "budget:admin"})
+"""Scopes of the person at the terminal: the CLI runs as the local operator of this machine."""
+
+
+def _settings() -> Settings:
+    from maestro.core.settings import Settings
+
+    return Settings()
+
+
+def _principal() -> str:
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "local:operator"
+
+
+def _read_stdin_prompt() -> str:
+    if sys.stdin is None or sys.stdin.isatty():
+        return ""
+    return sys.stdin.read()
+
+
+def _request(
+    settings: Settings,
+    prompt: str,
+    *,
+    task: str,
+    tenant: str | None,
+    model: str = "auto",
+    reason: str | None = None,
+    max_tokens: int | None = None,
+) -> RouteRequest:
+    from maestro.router.policy import RouteRequest
+
+    return RouteRequest(
+        task=task,
+        messages=[{"role": "user", "content": prompt}],
+        tenant=tenant or settings.default_tenant,
+        principal=_principal(),
+        scopes=LOCAL_OPERATOR_SCOPES,
+        max_tokens=max_tokens,
+        model=model,
+        override_reason=reason,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default MAESTRO_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default MAESTRO_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) on the embedded defaults."""
+    import uvicorn
+
+    from maestro.api.main import create_app
+
+    settings = _settings()
+    with reported(as_json=False):
+        application = create_app(settings)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def models(as_json: JsonOpt = False) -> None:
+    """List the catalog: cost per 1M tokens, limits, clearance, health."""
+    from maestro.router.factory import load_routing_config
+
+    settings = _settings()
+    with reported(as_json=as_json):
+        catalog, _ = load_routing_config(settings)
+    rows: list[dict[str, Any]] = []
+    for d in catalog.all():
+        missing = catalog.credentials_missing(d)
+        rows.append(
+            {
+                "name": d.name,
+                "model": d.model,
+                "provider": d.provider,
+                "input_usd_per_1m": round(d.input_cost_per_token * 1e6, 6),
+                "output_usd_per_1m": round(d.output_cost_per_token * 1e6, 6),
+                "context_window": d.context_window,
+                "max_output_tokens": d.max_output_tokens,
+                "supports_tools": d.supports_tools,
+                "supports_json_schema": d.supports_json_schema,
+                "pii_allowed": d.pii_allowed,
+                "region": d.region,
+                "tags": list(d.tags),
+                "fallbacks": list(d.fallbacks),
+                "health": "ready" if missing is None else f"no credentials ({missing})",
+            }
+        )
+    if as_json:
+        emit_json({"catalog_version": catalog.version, "models": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"catalog {catalog.version}")
+    for column in ("name", "model", "$/1M in", "$/1M out", "context", "PII", "health"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["model"],
+            f"{r['input_usd_per_1m']:g}",
+            f"{r['output_usd_per_1m']:g}",
+            f"{r['context_window']:,}",
+            "yes" if r["pii_allowed"] else "no",
+            r["health"],
+        )
+    err_console.print(table)
+
+
+@app.command()
+def ask(
+    prompt: Annotated[str, typer.Argument(help="The prompt ('-' reads stdin).")],
+    task: TaskOpt = "chat",
+    model: Annotated[
+        str, typer.Option(help="'auto' routes; a catalog name overrides (needs --reason).")
+    ] = "auto",
+    reason: Annotated[str | None, typer.Option(help="Why the model is overridden (recorded).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Upper bound on generated tokens.")] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One routed completion, streamed."""
+    if prompt == "-":
+        prompt = _read_stdin_prompt()
+    settings = _settings()
+    with reported(as_json=as_json):
+        from maestro.router.factory import build_router
+
+        router = build_router(settings)
+        request = _request(
+            settings, prompt, task=task, tenant=tenant, model=model, reason=reason, max_tokens=max_tokens
+        )
+        result = asyncio.run(_stream_answer(router, request, echo=not as_json))
+    if as_json:
+        emit_json(result)
+    else:
+        err_console.print(
+            f"[dim]{result['model']} · {result['usage']['completion_tokens']} tokens · "
+            f"${result['cost_usd']:.6f} · {result['decision_id']}[/]",
+            highlight=False,
+        )
+
+
+async def _stream_answer(router: object, request: RouteRequest, *, echo: bool) -> dict[str, Any]:
+    from maestro.router.service import ModelRouter
+
+    assert isinstance(router, ModelRouter)
+    async for event in router.stream(request):
+        if event.kind == "delta" and echo:
+            write_text(event.text)
+        elif event.kind == "end" and event.result is not None:
+            if echo:
+                write_text("\n")
+            return event.result.to_dict()
+    raise AssertionError("the router's stream ended without a result")
+
+
+@route_app.command("explain")
+def route_explain(
+    task: TaskOpt = "chat",
+    tenant: TenantOpt = None,
+    model: Annotated[str, typer.Option(help="Explain an override instead of 'auto'.")] = "auto",
+    reason: Annotated[str | None, typer.Option(help="Reason for the override.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Upper bound on generated tokens.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decide for the prompt on stdin without calling a model; the decision is recorded."""
+    prompt = _read_stdin_prompt()
+    settings = _settings()
+    with reported(as_json=as_json):
+        from maestro.router.factory import build_router
+
+        router = build_router(settings)  # no model is called: litellm is never imported here
+        decision = router.explain(
+            _request(
+                settings, prompt, task=task, tenant=tenant, model=model, reason=reason, max_tokens=max_tokens
+            )
+        )
+    document = decision.explain()
+    if as_json:
+        emit_json(document)
+        return
+    err_console.print(f"decision {document['decision_id']}: [bold]{document['chosen']}[/] for {task}")
+    for c in document["candidates"]:
+        mark = "[green]✓[/]" if c["eligible"] else "[red]✗[/]"
+        err_console.print(
+            f"  {mark} {c['model']:<22} q={c['predicted_quality']:.2f} "
+            f"max ${c['est_cost_usd']:.6f}  {'; '.join(c['reasons'])}",
+            highlight=False,
+        )
+
+
+@budget_app.command("set")
+def budget_set(
+    usd: Annotated[float, typer.Option("--usd", min=0, help="Monthly limit in USD.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant whose budget to set.")] = None,
+    principal: Annotated[
+        str | None, typer.Option(help="Principal (within --tenant) whose budget to set.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a tenant's or a principal's monthly budget."""
+    from maestro.router.budget import principal_scope
+    from maestro.router.factory import budget_store
+
+    settings = _settings()
+    with reported(as_json=as_json):
+        budgets = budget_store(settings)
+        tenant_id = tenant or settings.default_tenant
+        if principal:
+            scope_id = principal_scope(tenant_id, principal)
+            budgets.set_limit("principal", scope_id, usd)
+            status = budgets.status("principal", scope_id)
+        else:
+            budgets.set_limit("tenant", tenant_id, usd)
+            status = budgets.status("tenant", tenant_id)
+    _print_status([status], as_json=as_json)
+
+
+@budget_app.command("show")
+def budget_show(
+    tenant: Annotated[str | None, typer.Option(help="Tenant to show.")] = None,
+    principal: Annotated[str | None, typer.Option(help="Also show this principal's budget.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show this month's limit, spend and reservations."""
+    from maestro.router.budget import principal_scope
+    from maestro.router.factory import budget_store
+
+    settings = _settings()
+    with reported(as_json=as_json):
+        budgets = budget_store(settings)
+        tenant_id = tenant or settings.default_tenant
+        statuses = [budgets.status("tenant", tenant_id)]
+        if principal:
+            statuses.append(budgets.status("principal", principal_scope(tenant_id, principal)))
+    _print_status(statuses, as_json=as_json)
+
+
+def _print_status(statuses: Sequence[Any], *, as_json: bool) -> None:
+    from dataclasses import asdict, is_dataclass
+
+    rows = [asdict(s) for s in statuses if is_dataclass(s) and not isinstance(s, type)]
+    if as_json:
+        emit_json({"budgets": rows})
+        return
+    for r in rows:
+        err_console.print(
+            f"{r['scope_kind']} {r['scope_id']} {r['period']}: spent ${r['spent_usd']:.4f} + reserved "
+            f"${r['reserved_usd']:.4f} of ${r['limit_usd']:.2f} (remaining ${r['remaining_usd']:.4f})",
+            highlight=False,
+        )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the state DB to the newest schema."""
+    from maestro.router.factory import open_state_db
+
+    settings = _settings()
+    with reported(as_json=False):
+        open_state_db(settings).dispose()
+    err_console.print(f"state DB at head: {settings.resolved_database_url}")
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="Benchmark: router.")],
+    as_json: JsonOpt = False,
+    quick: Annotated[bool, typer.Option(help="Fewer iterations (smoke run).")] = False,
+) -> None:
+    """Run a benchmark that measures a baseline in the same run and prints ratios."""
+    from maestro.bench import run_bench
+
+    with reported(as_json=as_json):
+        report = run_bench(name, settings=_settings(), quick=quick)
+    if as_json:
+        emit_json(report)
+        return
+    err_console.print_json(data=report)
+
+
+@app.command()
+def version() -> None:
+    """Print Maestro's version."""
+    from maestro import __version__
+
+    write_text(__version__ + "\n")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,50 @@
+"""The FastAPI application factory: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from maestro import __version__
+from maestro.api.deps import Services
+from maestro.api.errors import install_error_handlers
+from maestro.api.metrics import create_metrics
+from maestro.api.routes import health
+from maestro.core.settings import Settings
+from maestro.router.factory import build_router, load_routing_config, open_state_db
+from maestro.router.types import LLMClient
+
+
+def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAPI:
+    """Build the app. Configuration errors surface here, before the server binds its port."""
+    load_routing_config(settings)  # fail fast on a bad catalog or weights file
+    metrics = create_metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = open_state_db(settings)
+        router = build_router(settings, engine=engine, client=client, observer=metrics.observe_outcome)
+        app.state.services = Services(settings=settings, engine=engine, router=router, metrics=metrics)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(title="Maestro", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health.router)
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
+        metrics.http_seconds.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    return app
