@@ -177,7 +177,9 @@ class LocalLlamaProvider(CustomLLM):  # type: ignore[misc]  # litellm's CustomLL
 
     # -- generation (runs in a worker or the calling thread, never on the event loop) ------------------
 
-    def _generate(self, request: _Request, emit: Callable[[str], None], stop_event: threading.Event) -> _Outcome:
+    def _generate(
+        self, request: _Request, emit: Callable[[str], None], stop_event: threading.Event
+    ) -> _Outcome:
         """Run one generation under the lock, handing each text delta to ``emit``."""
         import llama_cpp
 
@@ -213,8 +215,9 @@ class LocalLlamaProvider(CustomLLM):  # type: ignore[misc]  # litellm's CustomLL
                 if _CONTEXT_OVERFLOW_MARKER in str(exc):
                     raise litellm.ContextWindowExceededError(
                         message=(
-                            f"the prompt does not fit the local model's context window ({exc}): shorten the "
-                            "messages, or raise MAESTRO_LOCAL_CONTEXT (n_ctx) up to the model's trained length"
+                            f"the prompt does not fit the local model's context window ({exc}): "
+                            "shorten the messages, or raise MAESTRO_LOCAL_CONTEXT (n_ctx) "
+                            "up to the model's training length"
                         ),
                         model=f"{PROVIDER}/{request.model}",
                         llm_provider=PROVIDER,
@@ -515,7 +518,14 @@ def _stream_chunk(event: _Event) -> GenericStreamingChunk:
             },
             "index": 0,
         }
-    return {"text": event, "tool_use": None, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
+    return {
+        "text": event,
+        "tool_use": None,
+        "is_finished": False,
+        "finish_reason": "",
+        "usage": None,
+        "index": 0,
+    }
 
 
 def _end_of_generation_tokens(llama: Any) -> list[int]:
