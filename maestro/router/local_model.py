@@ -51,6 +51,7 @@ from maestro.router.types import LocalModelOptions
 load_litellm()  # sets litellm's offline settings; must run before the imports below
 
 import litellm  # noqa: E402
+from litellm.exceptions import BadRequestError, ContextWindowExceededError  # noqa: E402
 from litellm.llms.custom_llm import CustomLLM  # noqa: E402
 from litellm.types.utils import (  # noqa: E402
     Choices,
@@ -135,7 +136,7 @@ _Event = str | _Outcome | BaseException
 """What the generation worker hands a stream consumer: a text delta, the outcome, or the error."""
 
 
-class LocalLlamaProvider(CustomLLM):  # type: ignore[misc]  # litellm's CustomLLM is untyped here
+class LocalLlamaProvider(CustomLLM):
     """LiteLLM custom handler running a GGUF model in-process with llama-cpp-python."""
 
     def __init__(self, options: LocalModelOptions) -> None:
@@ -213,7 +214,7 @@ class LocalLlamaProvider(CustomLLM):  # type: ignore[misc]  # litellm's CustomLL
                             finish_reason = choice["finish_reason"]
             except ValueError as exc:
                 if _CONTEXT_OVERFLOW_MARKER in str(exc):
-                    raise litellm.ContextWindowExceededError(
+                    raise ContextWindowExceededError(
                         message=(
                             f"the prompt does not fit the local model's context window ({exc}): "
                             "shorten the messages, or raise MAESTRO_LOCAL_CONTEXT (n_ctx) "
@@ -326,7 +327,7 @@ class LocalLlamaProvider(CustomLLM):  # type: ignore[misc]  # litellm's CustomLL
         finally:
             stop_event.set()
 
-    async def astreaming(
+    async def astreaming(  # type: ignore[override]  # litellm iterates it: an async generator, as documented
         self,
         model: str,
         messages: list[Any],
@@ -383,10 +384,9 @@ def register_local_provider(options: LocalModelOptions) -> LocalLlamaProvider:
                 return handler
     handler = LocalLlamaProvider(options)
     others = [item for item in litellm.custom_provider_map if item["provider"] != PROVIDER]
+    # Nothing else to do: litellm re-reads the map on every call (``custom_llm_setup()`` in its
+    # ``function_setup``), which is also how a Router built before or after this finds "local".
     litellm.custom_provider_map = [*others, {"provider": PROVIDER, "custom_handler": handler}]
-    # litellm re-reads the map on every completion call, but a Router resolves providers when it is
-    # built: add "local" to litellm's provider lists now.
-    litellm.utils.custom_llm_setup()
     return handler
 
 
@@ -434,7 +434,7 @@ def measure_tokens_per_second(
 
 def _request_from(model: str, messages: list[Any], optional_params: dict[str, Any]) -> _Request:
     if optional_params.get("tools"):
-        raise litellm.BadRequestError(
+        raise BadRequestError(
             message=f"the local model {PROVIDER}/{model} does not support tools: route tool calls to a "
             "deployment with supports_tools: true",
             model=f"{PROVIDER}/{model}",
@@ -476,7 +476,7 @@ def _llama_response_format(model: str, response_format: Any) -> dict[str, Any] |
     if kind == "json_object":
         schema = response_format.get("schema")
         return {"type": "json_object", "schema": schema} if schema is not None else {"type": "json_object"}
-    raise litellm.BadRequestError(
+    raise BadRequestError(
         message=f"the local model {PROVIDER}/{model} cannot honour response_format {response_format!r}: use "
         "{'type': 'json_schema', 'json_schema': {'schema': ...}}, {'type': 'json_object'} or 'text'",
         model=f"{PROVIDER}/{model}",

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from maestro.core.errors import MaestroError
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def emit_json(document: Any) -> None:
