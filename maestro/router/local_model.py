@@ -327,7 +327,7 @@ class LocalLlamaProvider(CustomLLM):
         finally:
             stop_event.set()
 
-    async def astreaming(  # type: ignore[override]  # litellm iterates it: an async generator, as documented
+    async def astreaming(  # type: ignore[override,misc]  # litellm iterates it: an async generator, as documented
         self,
         model: str,
         messages: list[Any],
