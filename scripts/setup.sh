@@ -11,9 +11,30 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --upgrade "pip==25.3"
-# llama-cpp-python compiles llama.cpp from source the first time (~7 min on 2 cores); pip caches the wheel.
-export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
-"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
-"$VENV/bin/python" -m pip check
-echo "setup: done ($("$VENV/bin/python" --version))"
+PY="$VENV/bin/python"
+"$PY" -m pip install --quiet --upgrade "pip==25.3"
+
+# llama-cpp-python ships as an sdist: it compiles llama.cpp (~7 min on 2 cores). Build it portable
+# (no -march=native: a native build picked up AMX instructions that this VM's CPU advertises but traps
+# on), once per machine, into a wheel cache keyed by the flags; pip's own wheel cache ignores CMAKE_ARGS,
+# so it is bypassed for this one package.
+LLAMA_VERSION=$(grep -i '^llama[-_]cpp[-_]python==' constraints.txt | cut -d= -f3)
+LLAMA_FLAGS="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+WHEELS=${MAESTRO_WHEEL_CACHE:-$HOME/.cache/maestro-wheels}/llama-portable-v1
+if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama_cpp_python') != '$LLAMA_VERSION')" 2>/dev/null \
+   || [ ! -f "$VENV/.llama-portable-v1" ]; then
+  wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl 2>/dev/null | head -1 || true)
+  if [ -z "$wheel" ]; then
+    echo "setup: building llama-cpp-python $LLAMA_VERSION (portable CPU build, ~7 min the first time)" >&2
+    mkdir -p "$WHEELS"
+    CMAKE_ARGS="$LLAMA_FLAGS" CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
+      "$PY" -m pip wheel --quiet --no-deps --no-cache-dir -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+    wheel=$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl | head -1)
+  fi
+  "$PY" -m pip install --quiet --no-deps --force-reinstall "$wheel"
+  touch "$VENV/.llama-portable-v1"
+fi
+
+"$PY" -m pip install --quiet -c constraints.txt -e ".[dev]"
+"$PY" -m pip check
+echo "setup: done ($("$PY" --version))"

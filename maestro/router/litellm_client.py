@@ -21,6 +21,7 @@ from __future__ import annotations
 import email.utils
 import os
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,16 @@ from maestro.router._litellm import load_litellm
 from maestro.router.types import Chunk, Completion, Deployment, LocalModelOptions, ModelCall, Usage
 
 _DETAIL_CHARS = 300
+
+# litellm maps OpenAI's 403 to BadRequestError(status_code=403), which its default retry check
+# (``Router.should_retry_this_error``) lets through to a retry; a retry policy of 0 for the rejection
+# classes makes every such answer final after one request.
+_NO_RETRY_ON_REJECTION = {
+    "BadRequestErrorRetries": 0,
+    "AuthenticationErrorRetries": 0,
+    "NotFoundErrorRetries": 0,
+    "ContentPolicyViolationErrorRetries": 0,
+}
 
 
 class LiteLLMClient:
@@ -87,6 +98,7 @@ class LiteLLMClient:
         """
         router = self._router_for(call.deployment)
         errors = self._litellm_errors()
+        response: Any = None
         try:
             response = await router.acompletion(
                 **self._request(call), stream=True, stream_options={"include_usage": True}
@@ -97,6 +109,9 @@ class LiteLLMClient:
                     yield chunk
         except errors as exc:
             raise self._translate(exc, call) from exc
+        finally:
+            if response is not None:  # also when the caller stops early: release the HTTP connection
+                await response.aclose()
 
     async def aclose(self) -> None:
         """Unhook the Router from litellm's global callback lists; the next call builds a new one.
@@ -129,6 +144,7 @@ class LiteLLMClient:
 
     def _build_router(self) -> Any:
         litellm = load_litellm()
+        self._missing_keys = {}
         if any(d.provider == "local" for d in self._deployments.values()):
             from maestro.router.local_model import register_local_provider
 
@@ -137,9 +153,11 @@ class LiteLLMClient:
             {"model_name": d.name, "litellm_params": self._litellm_params(d)}
             for d in self._deployments.values()
         ]
+        _prebuild_response_types(litellm)
         router = litellm.Router(
             model_list=model_list,
             num_retries=self._num_retries,
+            retry_policy=_NO_RETRY_ON_REJECTION,
             disable_cooldowns=True,
             fallbacks=[],
             context_window_fallbacks=[],
@@ -180,6 +198,10 @@ class LiteLLMClient:
             request["response_format"] = call.response_format
         if call.tools:
             request["tools"] = call.tools
+            # litellm 1.106.2 routes every call with tools through its MCP bridge (main.py
+            # ``completion``), which imports the optional ``mcp`` package; Maestro's tools are plain
+            # function tools, so skip the bridge (an internal kwarg litellm strips before the request).
+            request["_skip_mcp_handler"] = True
         return request
 
     # -- errors -------------------------------------------------------------------------------------
@@ -283,6 +305,23 @@ class _RetrySleep:
                 all_deployments=all_deployments,
             )
         )
+
+
+def _prebuild_response_types(litellm: Any) -> None:
+    """Build litellm's response models now, without pydantic's one-time ``ReadOnly`` UserWarning.
+
+    The models are completed lazily on first use, and ``Message``/``Delta`` reference a TypedDict with
+    ``ReadOnly`` items, on which pydantic warns. Left alone, that happens in the middle of the first
+    model call, where a ``-W error`` run (the test suite) has litellm turn it into an APIConnectionError.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Items? .* on TypedDict class .* the `ReadOnly` qualifier",
+            category=UserWarning,
+        )
+        litellm.ModelResponse()
+        litellm.ModelResponseStream()
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
