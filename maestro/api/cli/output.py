@@ -33,11 +33,10 @@ def write_text(text: str) -> None:
 
 
 def fail(error: MaestroError, *, as_json: bool) -> NoReturn:
-    """Report a Maestro error and exit with its code."""
+    """Report a Maestro error (on stderr, and as JSON on stdout with ``--json``) and exit with its code."""
     if as_json:
         emit_json(error.to_dict())
-    else:
-        err_console.print(f"[bold red]error[/] ({error.code}): {error.message}", highlight=False)
+    err_console.print(f"[bold red]error[/] ({error.code}): {error.message}", highlight=False)
     raise typer.Exit(error.exit_code)
 
 
