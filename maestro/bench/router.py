@@ -93,7 +93,11 @@ async def _end_to_end(router: ModelRouter, report: BenchReport, rounds: int) -> 
         model_list=[
             {
                 "model_name": deployment.name,
-                "litellm_params": {"model": deployment.model, "api_base": deployment.api_base, **dict(deployment.params)},
+                "litellm_params": {
+                    "model": deployment.model,
+                    "api_base": deployment.api_base,
+                    **dict(deployment.params),
+                },
             }
         ],
         num_retries=0,
@@ -125,7 +129,9 @@ async def _end_to_end(router: ModelRouter, report: BenchReport, rounds: int) -> 
     ratio = report.metrics["e2e_p50_ms"] / report.baseline["litellm_router_p50_ms"]
     report.metrics["e2e_ratio_p50"] = ratio
     report.metrics["e2e_ratio_p95"] = report.metrics["e2e_p95_ms"] / report.baseline["litellm_router_p95_ms"]
-    report.metrics["overhead_p50_ms"] = report.metrics["e2e_p50_ms"] - report.baseline["litellm_router_p50_ms"]
+    report.metrics["overhead_p50_ms"] = (
+        report.metrics["e2e_p50_ms"] - report.baseline["litellm_router_p50_ms"]
+    )
     report.target("e2e_ratio_p50", ratio, at_most=1.15)
 
 

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     allowed_fails: int = Field(default=3, ge=1)
     cooldown_s: float = Field(default=30.0, ge=0)
     max_fallbacks: int = Field(default=3, ge=0)
+    budget_view_s: float = Field(
+        default=1.0, ge=0, description="How stale the router's view of remaining budgets may be (0: none)."
+    )
 
     max_prompt_bytes: int = Field(default=1_000_000, gt=0)
     max_messages: int = Field(default=2_048, gt=0)

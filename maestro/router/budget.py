@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -51,6 +52,69 @@ MAX_AMOUNT_NANO = 10**18
 _SCOPE_ID_MAX = 200  # budget_periods.scope_id is VARCHAR(200)
 
 _Insert = Callable[[sa.Table], "postgresql.Insert | sqlite.Insert"]
+
+# Hot-path statements are built once with bind parameters, so each call reuses SQLAlchemy's compiled
+# form instead of rebuilding expressions (the router's per-request overhead is benchmarked).
+_P = budget_periods.c
+_R = budget_reservations.c
+_BOTH = (
+    # the call's two rows (tenant, principal) of one period; every statement below touches both rows in
+    # one statement, so concurrent transactions lock them in the same order and cannot deadlock
+    _P.period == sa.bindparam("k_period"),
+    sa.or_(
+        sa.and_(_P.scope_kind == "tenant", _P.scope_id == sa.bindparam("k_tenant")),
+        sa.and_(_P.scope_kind == "principal", _P.scope_id == sa.bindparam("k_principal")),
+    ),
+)
+_AMOUNT = sa.bindparam("k_amount", type_=sa.BigInteger)
+_HELD = sa.bindparam("k_held", type_=sa.BigInteger)
+_HOLD = (
+    sa.update(budget_periods)
+    .where(*_BOTH, _P.spent_nano + _P.reserved_nano + _AMOUNT <= _P.limit_nano)
+    .values(reserved_nano=_P.reserved_nano + _AMOUNT)
+    .returning(_P.scope_kind)
+)
+_UNHOLD = sa.update(budget_periods).where(*_BOTH).values(reserved_nano=_P.reserved_nano - _HELD)
+_UNHOLD_ONE = (
+    sa.update(budget_periods)
+    .where(*_BOTH, _P.scope_kind == sa.bindparam("k_kind"))
+    .values(reserved_nano=_P.reserved_nano - _HELD)
+)
+_CHARGE = (
+    sa.update(budget_periods)
+    .where(*_BOTH)
+    .values(
+        reserved_nano=_P.reserved_nano - _HELD,
+        spent_nano=_P.spent_nano + sa.bindparam("k_actual", type_=sa.BigInteger),
+    )
+    .returning(_P.scope_kind, _P.scope_id, _P.spent_nano, _P.limit_nano)
+)
+_READ = sa.select(_P.scope_kind, _P.limit_nano, _P.spent_nano, _P.reserved_nano).where(*_BOTH)
+_CLOSE_RETURNING = (_R.id, _R.tenant, _R.principal, _R.period, _R.reserved_nano)
+_CLOSE_SETTLED = (
+    sa.update(budget_reservations)
+    .where(_R.id == sa.bindparam("k_id"), _R.status == sa.bindparam("k_from"))
+    .values(
+        status="settled",
+        settled_nano=sa.bindparam("k_actual", type_=sa.BigInteger),
+        estimated=sa.bindparam("k_estimated", type_=sa.Boolean),
+        settled_at=sa.bindparam("k_at", type_=sa.DateTime(timezone=True)),
+    )
+    .returning(*_CLOSE_RETURNING)
+)
+_CLOSE_RELEASED = (
+    sa.update(budget_reservations)
+    .where(_R.id == sa.bindparam("k_id"), _R.status == sa.bindparam("k_from"))
+    .values(status="released", settled_at=sa.bindparam("k_at", type_=sa.DateTime(timezone=True)))
+    .returning(*_CLOSE_RETURNING)
+)
+_INSERT_RESERVATION = sa.insert(budget_reservations)
+
+
+def _pair(tenant: str, principal: str, period: str) -> dict[str, Any]:
+    """Bind parameters selecting a call's two budget rows."""
+    (_, tenant_id), (_, principal_id) = _scopes(tenant, principal)
+    return {"k_period": period, "k_tenant": tenant_id, "k_principal": principal_id}
 
 
 @dataclass(frozen=True)
@@ -120,6 +184,19 @@ class BudgetStore:
         }
         self._clock = clock
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @contextmanager
+    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's transaction when given (to group writes), else a new one."""
+        if conn is not None:
+            yield conn
+            return
+        with self._engine.begin() as own:
+            yield own
+
     def current_period(self) -> str:
         """The budget period (``YYYY-MM``, UTC) that reservations made now are charged to."""
         return month_period(self._clock())
@@ -176,20 +253,34 @@ class BudgetStore:
     def remaining_nano(self, *, tenant: str, principal: str) -> int:
         """What a call by ``principal`` of ``tenant`` could still reserve now: the smaller of both scopes."""
         period = self.current_period()
-        remaining = []
+        (_, tenant_id), (_, principal_id) = _scopes(tenant, principal)
         with self._engine.connect() as conn:
-            for kind, scope_id in _scopes(tenant, principal):
-                limit_nano, spent_nano, reserved_nano = self._read_period(conn, kind, scope_id, period)
-                remaining.append(max(0, limit_nano - spent_nano - reserved_nano))
+            rows = {row.scope_kind: row for row in conn.execute(_READ, _pair(tenant, principal, period))}
+            remaining = []
+            for kind, scope_id in (("tenant", tenant_id), ("principal", principal_id)):
+                row = rows.get(kind)
+                if row is None:
+                    remaining.append(self._configured_limit(conn, kind, scope_id))
+                else:
+                    remaining.append(
+                        max(0, int(row.limit_nano) - int(row.spent_nano) - int(row.reserved_nano))
+                    )
         return min(remaining)
 
     def reserve(
-        self, *, tenant: str, principal: str, amount_nano: int, decision_id: str | None = None
+        self,
+        *,
+        tenant: str,
+        principal: str,
+        amount_nano: int,
+        decision_id: str | None = None,
+        conn: Connection | None = None,
     ) -> Reservation:
         """Hold ``amount_nano`` against both the tenant's and the principal's budget, atomically.
 
         Raises ``BudgetExceeded`` (and holds nothing) when either scope has less than ``amount_nano``
-        left; the error names the scope, what is left and how to raise the limit.
+        left; the error names the scope, what is left and how to raise the limit. With ``conn`` the
+        writes join the caller's transaction (which then rolls back as a whole on BudgetExceeded).
         """
         _check_amount("amount_nano", amount_nano)
         scopes = _scopes(tenant, principal)
@@ -197,36 +288,55 @@ class BudgetStore:
         reservation = Reservation(
             id=new_id("res"), tenant=tenant, principal=principal, period=period, amount_nano=amount_nano
         )
-        with self._engine.begin() as conn:
-            for kind, scope_id in scopes:
-                self._ensure_period(conn, kind, scope_id, period)
-            for kind, scope_id in scopes:  # tenant row first, then principal: one lock order everywhere
-                cols = budget_periods.c
-                held = conn.execute(
-                    sa.update(budget_periods)
-                    .where(*_period_key(kind, scope_id, period))
-                    .where(cols.spent_nano + cols.reserved_nano + amount_nano <= cols.limit_nano)
-                    .values(reserved_nano=cols.reserved_nano + amount_nano)
-                )
-                if held.rowcount != 1:
-                    raise self._exceeded(conn, kind, scope_id, period, amount_nano)  # rolls back
-            conn.execute(
-                sa.insert(budget_reservations).values(
-                    id=reservation.id,
-                    tenant=tenant,
-                    principal=principal,
-                    period=period,
-                    reserved_nano=amount_nano,
-                    status="reserved",
-                    estimated=False,
-                    decision_id=decision_id,
-                    created_at=self._clock(),
-                )
+        params = {**_pair(tenant, principal, period), "k_amount": amount_nano}
+        with self._transaction(conn) as tx:
+            if not self._hold(tx, params):
+                # first use of a row this period, or too little left: undo any half hold, create the
+                # missing rows, try once more, then name the scope that is short
+                for kind, scope_id in scopes:
+                    self._ensure_period(tx, kind, scope_id, period)
+                if not self._hold(tx, params):
+                    short = next(
+                        (k, i) for k, i in scopes if self._remaining_in(tx, k, i, period) < amount_nano
+                    )
+                    raise self._exceeded(tx, *short, period, amount_nano)  # rolls back
+            tx.execute(
+                _INSERT_RESERVATION,
+                {
+                    "id": reservation.id,
+                    "tenant": tenant,
+                    "principal": principal,
+                    "period": period,
+                    "reserved_nano": amount_nano,
+                    "status": "reserved",
+                    "estimated": False,
+                    "decision_id": decision_id,
+                    "created_at": self._clock(),
+                },
             )
         return reservation
 
+    @staticmethod
+    def _hold(tx: Connection, params: dict[str, Any]) -> bool:
+        """Hold the amount on both rows in one statement; on a partial hold, undo it and say False."""
+        held = [row.scope_kind for row in tx.execute(_HOLD, params)]
+        if len(held) == 2:
+            return True
+        for kind in held:
+            tx.execute(_UNHOLD_ONE, {**params, "k_kind": kind, "k_held": params["k_amount"]})
+        return False
+
+    def _remaining_in(self, conn: Connection, kind: str, scope_id: str, period: str) -> int:
+        limit_nano, spent_nano, reserved_nano = self._read_period(conn, kind, scope_id, period)
+        return limit_nano - spent_nano - reserved_nano
+
     def settle(
-        self, reservation: Reservation, *, actual_nano: int, estimated: bool = False
+        self,
+        reservation: Reservation,
+        *,
+        actual_nano: int,
+        estimated: bool = False,
+        conn: Connection | None = None,
     ) -> list[BudgetEvent]:
         """Charge ``actual_nano`` (the provider-reported cost) and return the reservation's hold.
 
@@ -236,27 +346,25 @@ class BudgetStore:
         spend. Returns the alerts this spend newly triggered (80 % and 100 % of a limit).
         """
         _check_amount("actual_nano", actual_nano)
-        closing = {"status": "settled", "settled_nano": actual_nano, "estimated": estimated}
-        with self._engine.begin() as conn:
-            row = self._close(conn, reservation, "reserved", closing)
+        closing = {"k_actual": actual_nano, "k_estimated": estimated}
+        with self._transaction(conn) as tx:
+            row = self._close(tx, reservation, "reserved", _CLOSE_SETTLED, closing)
             late = row is None
             if late:
-                row = self._close(conn, reservation, "released", closing)
+                row = self._close(tx, reservation, "released", _CLOSE_SETTLED, closing)
             if row is None:
                 return []
+            params = {
+                **_pair(row.tenant, row.principal, row.period),
+                "k_held": 0 if late else row.reserved_nano,
+                "k_actual": actual_nano,
+            }
+            charged = sorted(tx.execute(_CHARGE, params), key=lambda r: SCOPE_KINDS.index(r.scope_kind))
             events = []
-            for kind, scope_id in _scopes(row.tenant, row.principal):
-                cols = budget_periods.c
-                spent_nano, limit_nano = conn.execute(
-                    sa.update(budget_periods)
-                    .where(*_period_key(kind, scope_id, row.period))
-                    .values(
-                        reserved_nano=cols.reserved_nano - (0 if late else row.reserved_nano),
-                        spent_nano=cols.spent_nano + actual_nano,
-                    )
-                    .returning(cols.spent_nano, cols.limit_nano)
-                ).one()
-                events += self._record_alerts(conn, kind, scope_id, row.period, spent_nano, limit_nano)
+            for r in charged:
+                events += self._record_alerts(
+                    tx, r.scope_kind, r.scope_id, row.period, r.spent_nano, r.limit_nano
+                )
         if late:
             logger.warning(
                 "reservation %s was settled after its release: charged $%s", row.id, _usd(actual_nano)
@@ -277,21 +385,16 @@ class BudgetStore:
             )
         return events
 
-    def release(self, reservation: Reservation) -> None:
+    def release(self, reservation: Reservation, *, conn: Connection | None = None) -> None:
         """Return a reservation's hold unspent (no model ran).
 
         Releasing twice, or after settling, is a no-op.
         """
-        with self._engine.begin() as conn:
-            row = self._close(conn, reservation, "reserved", {"status": "released"})
+        with self._transaction(conn) as tx:
+            row = self._close(tx, reservation, "reserved", _CLOSE_RELEASED, {})
             if row is None:
                 return
-            for kind, scope_id in _scopes(row.tenant, row.principal):
-                conn.execute(
-                    sa.update(budget_periods)
-                    .where(*_period_key(kind, scope_id, row.period))
-                    .values(reserved_nano=budget_periods.c.reserved_nano - row.reserved_nano)
-                )
+            tx.execute(_UNHOLD, {**_pair(row.tenant, row.principal, row.period), "k_held": row.reserved_nano})
 
     def events(self, *, scope_kind: str | None = None, scope_id: str | None = None) -> list[BudgetEvent]:
         """Alerts recorded so far, oldest first, optionally for one scope kind and/or scope id."""
@@ -350,7 +453,12 @@ class BudgetStore:
         return int(row.limit_nano), int(row.spent_nano), int(row.reserved_nano)
 
     def _close(
-        self, conn: Connection, reservation: Reservation, from_status: str, values: dict[str, Any]
+        self,
+        conn: Connection,
+        reservation: Reservation,
+        from_status: str,
+        statement: sa.UpdateBase,
+        params: dict[str, Any],
     ) -> sa.Row[Any] | None:
         """Move a reservation out of ``from_status``; None when it is not in it (the idempotency guard).
 
@@ -358,10 +466,7 @@ class BudgetStore:
         """
         res = budget_reservations.c
         row = conn.execute(
-            sa.update(budget_reservations)
-            .where(res.id == reservation.id, res.status == from_status)
-            .values(settled_at=self._clock(), **values)
-            .returning(res.id, res.tenant, res.principal, res.period, res.reserved_nano)
+            statement, {"k_id": reservation.id, "k_from": from_status, "k_at": self._clock(), **params}
         ).one_or_none()
         if row is None:
             exists = conn.execute(sa.select(res.id).where(res.id == reservation.id)).first()

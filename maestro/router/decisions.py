@@ -1,16 +1,20 @@
 """The decision log: every routing decision and its outcome, persisted in the state DB.
 
+A decision is written once, when it is final (with its outcome, in the same transaction as the budget
+settlement); a call in flight is visible as its budget reservation, which carries the decision id.
 Prompts are never stored, only their SHA-256; ``maestro route explain`` and ``/v1/router/decisions``
 read from here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from maestro.core.clock import utcnow
 from maestro.core.errors import NotFound
@@ -33,55 +37,61 @@ class Outcome:
     error_code: str | None = None
 
 
+_INSERT = decisions.insert()
+
+
 class DecisionLog:
-    """Reads and writes the ``decisions`` table."""
+    """Reads and writes the ``decisions`` table. Writes can join a caller's transaction (``conn``)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def record(self, decision: Decision, *, status: str) -> None:
-        """Insert a decision (status ``explained`` for a dry run, ``running`` before a call)."""
-        with self._engine.begin() as conn:
-            conn.execute(
-                decisions.insert().values(
-                    id=decision.id,
-                    created_at=utcnow(),
-                    tenant=decision.tenant,
-                    principal=decision.principal,
-                    task=decision.task,
-                    chosen=decision.chosen,
-                    fallbacks=list(decision.fallbacks),
-                    candidates=[c.to_dict() for c in decision.candidates],
-                    policy_version=decision.policy_version,
-                    weights_version=decision.weights_version,
-                    override=decision.override,
-                    prompt_sha256=decision.prompt_sha256,
-                    prompt_tokens_est=decision.prompt_tokens_est,
-                    max_tokens=decision.max_tokens,
-                    status=status,
-                    attempts=[],
-                    usage_estimated=False,
-                )
-            )
+    @contextmanager
+    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+            return
+        with self._engine.begin() as own:
+            yield own
 
-    def finish(self, decision_id: str, outcome: Outcome) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(
-                decisions.update()
-                .where(decisions.c.id == decision_id)
-                .values(
-                    status=outcome.status,
-                    model_used=outcome.model_used,
-                    attempts=outcome.attempts,
-                    prompt_tokens=outcome.prompt_tokens,
-                    completion_tokens=outcome.completion_tokens,
-                    cost_nano=outcome.cost_nano,
-                    usage_estimated=outcome.usage_estimated,
-                    latency_ms=outcome.latency_ms,
-                    error_code=outcome.error_code,
-                    finished_at=utcnow(),
-                )
-            )
+    def record(
+        self,
+        decision: Decision,
+        *,
+        status: str,
+        outcome: Outcome | None = None,
+        conn: Connection | None = None,
+    ) -> None:
+        """Insert a decision once it is final: ``explained`` (dry run), ``refused``, or with its outcome."""
+        done = outcome or Outcome(status=status, model_used=None, attempts=[])
+        row = {
+            "id": decision.id,
+            "created_at": utcnow(),
+            "tenant": decision.tenant,
+            "principal": decision.principal,
+            "task": decision.task,
+            "chosen": decision.chosen,
+            "fallbacks": list(decision.fallbacks),
+            "candidates": [c.to_dict() for c in decision.candidates],
+            "policy_version": decision.policy_version,
+            "weights_version": decision.weights_version,
+            "override": decision.override,
+            "prompt_sha256": decision.prompt_sha256,
+            "prompt_tokens_est": decision.prompt_tokens_est,
+            "max_tokens": decision.max_tokens,
+            "status": done.status,
+            "model_used": done.model_used,
+            "attempts": done.attempts,
+            "prompt_tokens": done.prompt_tokens,
+            "completion_tokens": done.completion_tokens,
+            "cost_nano": done.cost_nano,
+            "usage_estimated": done.usage_estimated,
+            "latency_ms": done.latency_ms,
+            "error_code": done.error_code,
+            "finished_at": utcnow() if outcome is not None else None,
+        }
+        with self._transaction(conn) as tx:
+            tx.execute(_INSERT, row)
 
     def get(self, decision_id: str, *, tenant: str | None = None) -> dict[str, Any]:
         """One decision as a JSON-safe dict; another tenant's decision is "not found"."""

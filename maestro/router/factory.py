@@ -39,6 +39,7 @@ def limits_from(settings: Settings) -> RouterLimits:
         default_max_tokens=settings.default_max_tokens,
         deadline_s=settings.request_deadline_s,
         max_fallbacks=settings.max_fallbacks,
+        budget_view_s=settings.budget_view_s,
     )
 
 

@@ -35,6 +35,7 @@ from maestro.core.errors import (
 )
 from maestro.core.schema import from_nano, to_nano
 from maestro.router.budget import BudgetEvent, BudgetStore, Reservation
+from maestro.router.budget_view import RemainingBudgetView
 from maestro.router.catalog import Catalog
 from maestro.router.decisions import DecisionLog, Outcome
 from maestro.router.health import HealthTracker
@@ -55,6 +56,7 @@ class RouterLimits:
     default_max_tokens: int = 512
     deadline_s: float = 120.0
     max_fallbacks: int = 3
+    budget_view_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -127,12 +129,22 @@ class ModelRouter:
         self.limits = limits or RouterLimits()
         self._environ = environ
         self._observer = observer
+        self._budget_view = RemainingBudgetView(budgets, ttl_s=self.limits.budget_view_s)
 
     # -- deciding -------------------------------------------------------------------------------
-    def decide(self, request: RouteRequest) -> Decision:
-        """Validate and decide without calling a model or reserving budget."""
+    def decide(self, request: RouteRequest, *, fresh_budget: bool = True) -> Decision:
+        """Validate and decide without calling a model or reserving budget.
+
+        With ``fresh_budget=False`` the remaining budget may come from this process's view (up to
+        ``RouterLimits.budget_view_s`` old); the reservation that follows is authoritative either way.
+        """
+        return self._decide(request, fresh_budget=fresh_budget)[0]
+
+    def _decide(self, request: RouteRequest, *, fresh_budget: bool) -> tuple[Decision, bool]:
         self.validate(request)
-        remaining = self.budgets.remaining_nano(tenant=request.tenant, principal=request.principal)
+        remaining, fresh = self._budget_view.remaining_nano(
+            request.tenant, request.principal, fresh=fresh_budget
+        )
         context = RouteContext(
             remaining_budget_usd=from_nano(remaining),
             cooling_down=self.health.cooling_down(),
@@ -140,7 +152,7 @@ class ModelRouter:
             default_max_tokens=self.limits.default_max_tokens,
             max_fallbacks=self.limits.max_fallbacks,
         )
-        return decide(request, self.catalog, self.weights, context)
+        return decide(request, self.catalog, self.weights, context), fresh
 
     def explain(self, request: RouteRequest) -> Decision:
         """``maestro route explain``: decide and record the decision as ``explained``."""
@@ -197,9 +209,14 @@ class ModelRouter:
             yield event
 
     async def _run(self, request: RouteRequest, *, stream: bool) -> AsyncIterator[StreamEvent]:
-        decision = self.decide(request)
-        plan, reservation = self._plan_and_reserve(decision)
-        self.decisions.record(decision, status="running")
+        decision, fresh = self._decide(request, fresh_budget=False)
+        try:
+            plan, reservation = self._plan_and_reserve(decision)
+        except BudgetExceeded:
+            if fresh:
+                raise
+            decision, _ = self._decide(request, fresh_budget=True)  # the view was stale: decide again
+            plan, reservation = self._plan_and_reserve(decision)
         started = time.perf_counter()
         attempts: list[dict[str, Any]] = []
         finished = False
@@ -254,15 +271,18 @@ class ModelRouter:
             self._fail(reservation, decision, attempts, started, error)
         finally:
             if not finished:  # the caller went away (or was cancelled) mid-call
-                self.budgets.release(reservation)
-                self.decisions.finish(
-                    decision.id,
-                    Outcome(status="cancelled", model_used=None, attempts=attempts, latency_ms=_ms(started)),
+                outcome = Outcome(
+                    status="cancelled", model_used=None, attempts=attempts, latency_ms=_ms(started)
                 )
+                with self.budgets.engine.begin() as conn:
+                    self.budgets.release(reservation, conn=conn)
+                    self.decisions.record(decision, status="cancelled", outcome=outcome, conn=conn)
+                self._budget_view.adjust(decision.tenant, decision.principal, reservation.amount_nano)
 
     async def _complete(self, call: ModelCall) -> Completion:
         try:
-            return await asyncio.wait_for(self.client.complete(call), call.timeout_s)
+            async with asyncio.timeout(call.timeout_s):  # no extra task, unlike wait_for
+                return await self.client.complete(call)
         except TimeoutError:
             raise _timed_out(call) from None
 
@@ -277,7 +297,8 @@ class ModelRouter:
             try:
                 if left <= 0:
                     raise TimeoutError
-                chunk: Chunk = await asyncio.wait_for(anext(iterator), left)
+                async with asyncio.timeout(left):
+                    chunk: Chunk = await anext(iterator)
             except StopAsyncIteration:
                 break
             except TimeoutError:
@@ -319,12 +340,14 @@ class ModelRouter:
         return plan, reservation
 
     def _reserve(self, decision: Decision, usd: float) -> Reservation:
-        return self.budgets.reserve(
+        reservation = self.budgets.reserve(
             tenant=decision.tenant,
             principal=decision.principal,
             amount_nano=to_nano(usd),
             decision_id=decision.id,
         )
+        self._budget_view.adjust(decision.tenant, decision.principal, -reservation.amount_nano)
+        return reservation
 
     def _call(self, request: RouteRequest, decision: Decision, model: str, left: float) -> ModelCall:
         return ModelCall(
@@ -352,7 +375,6 @@ class ModelRouter:
             completion_tokens=_estimate_output_tokens(completion.text),
         )
         cost_nano = to_nano(call.deployment.cost_usd(usage.prompt_tokens, usage.completion_tokens))
-        events = self.budgets.settle(reservation, actual_nano=cost_nano, estimated=estimated)
         outcome = Outcome(
             status="succeeded",
             model_used=call.deployment.name,
@@ -363,7 +385,10 @@ class ModelRouter:
             usage_estimated=estimated,
             latency_ms=_ms(started),
         )
-        self.decisions.finish(decision.id, outcome)
+        with self.budgets.engine.begin() as conn:  # settle and record the outcome together
+            events = self.budgets.settle(reservation, actual_nano=cost_nano, estimated=estimated, conn=conn)
+            self.decisions.record(decision, status=outcome.status, outcome=outcome, conn=conn)
+        self._budget_view.adjust(decision.tenant, decision.principal, reservation.amount_nano - cost_nano)
         self._observe(decision, outcome)
         return RoutedCompletion(
             text=completion.text,
@@ -393,7 +418,6 @@ class ModelRouter:
         started: float,
         error: MaestroError | None,
     ) -> None:
-        self.budgets.release(reservation)  # a no-op when a partial stream was already settled
         if error is None or (isinstance(error, ModelCallFailed) and error.retryable and len(attempts) > 1):
             summary = "; ".join(f"{a['model']}: {a.get('error', a.get('reason'))}" for a in attempts)
             error = ModelUnavailable(
@@ -408,7 +432,10 @@ class ModelRouter:
             latency_ms=_ms(started),
             error_code=error.code,
         )
-        self.decisions.finish(decision.id, outcome)
+        with self.budgets.engine.begin() as conn:
+            self.budgets.release(reservation, conn=conn)  # a no-op when a partial stream was settled
+            self.decisions.record(decision, status="failed", outcome=outcome, conn=conn)
+        self._budget_view.adjust(decision.tenant, decision.principal, reservation.amount_nano)
         self._observe(decision, outcome)
         raise error
 

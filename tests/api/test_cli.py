@@ -14,14 +14,22 @@ import pytest
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 
-def cli(args: list[str], tmp_path: Path, *, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    args: list[str], tmp_path: Path, *, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_") and not k.endswith("_API_KEY")
     }
     environment["MAESTRO_DATA_DIR"] = str(tmp_path / "var")
     environment.update(env or {})
     return subprocess.run(
-        [MAESTRO, *args], input=stdin, capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=300
+        [MAESTRO, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=300,
     )
 
 
@@ -30,7 +38,8 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
         "import sys\n"
         "from maestro.api.cli.app import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('litellm', 'torch', 'llama_cpp', 'sqlalchemy', 'fastapi') if m in sys.modules]\n"
+        "names = ('litellm', 'torch', 'llama_cpp', 'sqlalchemy', 'fastapi')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -38,22 +47,39 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
 
 
 def test_route_explain_json_shape(tmp_path: Path) -> None:
-    done = cli(["route", "explain", "--task", "chat", "--json"], tmp_path, stdin="Summarise the release notes")
+    done = cli(
+        ["route", "explain", "--task", "chat", "--json"], tmp_path, stdin="Summarise the release notes"
+    )
     assert done.returncode == 0, done.stderr
     doc: dict[str, Any] = json.loads(done.stdout)
-    assert set(doc) == {"decision_id", "task", "chosen", "fallbacks", "candidates", "policy_version", "weights_version"}
+    assert set(doc) == {
+        "decision_id",
+        "task",
+        "chosen",
+        "fallbacks",
+        "candidates",
+        "policy_version",
+        "weights_version",
+    }
     assert doc["task"] == "chat" and doc["chosen"] == "local/smollm2-135m"
     assert isinstance(doc["fallbacks"], list)
     for candidate in doc["candidates"]:
         assert set(candidate) == {"model", "eligible", "reasons", "predicted_quality", "est_cost_usd"}
         assert isinstance(candidate["eligible"], bool) and isinstance(candidate["reasons"], list)
-        assert isinstance(candidate["predicted_quality"], float) and isinstance(candidate["est_cost_usd"], float)
+        assert isinstance(candidate["predicted_quality"], float) and isinstance(
+            candidate["est_cost_usd"], float
+        )
     hosted = next(c for c in doc["candidates"] if c["model"] == "gpt-4o-mini")
     assert hosted["eligible"] is False and "OPENAI_API_KEY" in hosted["reasons"][0]
 
 
 def test_route_explain_sees_a_provider_key(tmp_path: Path) -> None:
-    done = cli(["route", "explain", "--task", "codegen.edit", "--json"], tmp_path, stdin="fix", env={"OPENAI_API_KEY": "sk-x"})
+    done = cli(
+        ["route", "explain", "--task", "codegen.edit", "--json"],
+        tmp_path,
+        stdin="fix",
+        env={"OPENAI_API_KEY": "sk-x"},
+    )
     doc = json.loads(done.stdout)
     assert doc["chosen"] == "gpt-4o-mini"  # meets the codegen floor and is the cheapest with a key
     assert "gpt-4o" in doc["fallbacks"]

@@ -37,7 +37,9 @@ def test_unknown_field_is_refused_with_file_and_key() -> None:
     text = catalog(f"name: a\n    model: openai/a\n    {PRICED}\n    pricee: 3")
     with pytest.raises(ConfigurationError) as info:
         parse_catalog(text, source="router/catalog.yaml")
-    assert "router/catalog.yaml: deployments[0] ('a').pricee: Extra inputs are not permitted" in str(info.value)
+    assert "router/catalog.yaml: deployments[0] ('a').pricee: Extra inputs are not permitted" in str(
+        info.value
+    )
 
 
 def test_unknown_top_level_field() -> None:
@@ -61,7 +63,9 @@ def test_self_fallback_is_a_cycle() -> None:
 
 
 def test_unknown_fallback_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match=r"deployments\[0\] \('a'\).fallbacks: unknown deployment 'zz'"):
+    with pytest.raises(
+        ConfigurationError, match=r"deployments\[0\] \('a'\).fallbacks: unknown deployment 'zz'"
+    ):
         parse_catalog(catalog(f"name: a\n    model: openai/a\n    {PRICED}\n    fallbacks: [zz]"))
 
 
@@ -86,7 +90,11 @@ def test_catalog_price_overrides_the_cost_map() -> None:
 
 def test_duplicate_names_and_missing_provider_prefix() -> None:
     with pytest.raises(ConfigurationError, match="duplicate name"):
-        parse_catalog(catalog(f"name: a\n    model: openai/a\n    {PRICED}", f"name: a\n    model: openai/b\n    {PRICED}"))
+        parse_catalog(
+            catalog(
+                f"name: a\n    model: openai/a\n    {PRICED}", f"name: a\n    model: openai/b\n    {PRICED}"
+            )
+        )
     with pytest.raises(ConfigurationError, match="provider prefix"):
         parse_catalog(catalog(f"name: a\n    model: gpt-4o\n    {PRICED}"))
 
@@ -97,15 +105,23 @@ def test_malformed_yaml_names_line() -> None:
 
 
 def test_negative_price_and_empty_catalog() -> None:
-    with pytest.raises(ConfigurationError, match="input_cost_per_token: Input should be greater than or equal to 0"):
-        parse_catalog(catalog("name: a\n    model: openai/a\n    input_cost_per_token: -1\n    output_cost_per_token: 0"))
+    with pytest.raises(
+        ConfigurationError, match="input_cost_per_token: Input should be greater than or equal to 0"
+    ):
+        parse_catalog(
+            catalog(
+                "name: a\n    model: openai/a\n    input_cost_per_token: -1\n    output_cost_per_token: 0"
+            )
+        )
     with pytest.raises(ConfigurationError, match="deployments"):
         parse_catalog("version: 1\ndeployments: []\n")
 
 
 def test_tenant_lists_must_name_deployments() -> None:
     with pytest.raises(ConfigurationError, match="tenants.acme.allow: unknown deployment 'zz'"):
-        parse_catalog(catalog(f"name: a\n    model: openai/a\n    {PRICED}", extra="tenants: {acme: {allow: [zz]}}"))
+        parse_catalog(
+            catalog(f"name: a\n    model: openai/a\n    {PRICED}", extra="tenants: {acme: {allow: [zz]}}")
+        )
 
 
 def test_missing_file_and_unknown_model(tmp_path: Path) -> None:
@@ -117,7 +133,10 @@ def test_missing_file_and_unknown_model(tmp_path: Path) -> None:
 
 
 def test_weights_validation() -> None:
-    good = 'version: "1"\ntask_classes:\n  chat:\n    floor: 0.5\n    models:\n      a: {quality: 0.7, samples: 3, interval: [0.6, 0.8]}\n'
+    good = (
+        'version: "1"\ntask_classes:\n  chat:\n    floor: 0.5\n    models:\n'
+        "      a: {quality: 0.7, samples: 3, interval: [0.6, 0.8]}\n"
+    )
     assert parse_weights(good, known_models={"a"}).estimate("chat", "a").samples == 3
     assert parse_weights(good).estimate("chat", "zz").quality == 0.5  # the prior
     with pytest.raises(ConfigurationError, match="task_classes.chat.models.a: not a deployment"):

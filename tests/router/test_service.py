@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 
 from maestro.core.errors import (
     BudgetExceeded,
-    DeadlineExceeded,
     ContextWindowExceeded,
+    DeadlineExceeded,
     InvalidRequest,
     ModelRequestRejected,
     ModelUnavailable,
@@ -35,7 +35,6 @@ from maestro.router.testing import (
     server_error,
 )
 from maestro.router.types import Completion, ModelCall, Usage
-
 
 RouterFactory = Callable[..., ModelRouter]
 
@@ -135,7 +134,9 @@ def test_non_retryable_errors_never_fall_back_nor_cool_down(make_router: RouterF
         assert info.value.code == "context_window_exceeded"
 
 
-def test_cooldown_after_repeated_failures_removes_the_model_from_candidates(make_router: RouterFactory) -> None:
+def test_cooldown_after_repeated_failures_removes_the_model_from_candidates(
+    make_router: RouterFactory,
+) -> None:
     llm = ScriptedLLM(per_model={"cheap": [server_error(503), server_error(503)], "mid": ["one", "two"]})
     router = make_router(llm)  # allowed_fails=2, cooldown 60 s
     assert run(router, req()).model == "mid"
@@ -175,7 +176,9 @@ def test_override_needs_scope_and_reason_and_is_recorded(make_router: RouterFact
     with pytest.raises(UnknownModel):
         run(router, req(model="nope", scopes=frozenset({"router:override"}), override_reason="x"))
     assert llm.history == []
-    result = run(router, req(model="pricey", scopes=frozenset({"router:override"}), override_reason="need the best"))
+    result = run(
+        router, req(model="pricey", scopes=frozenset({"router:override"}), override_reason="need the best")
+    )
     assert result.model == "pricey"
     assert result.decision.fallbacks == ()
     row = decision_row(router, result.decision.id)
@@ -185,7 +188,10 @@ def test_override_needs_scope_and_reason_and_is_recorded(make_router: RouterFact
 def test_override_cannot_bypass_data_clearance(make_router: RouterFactory) -> None:
     router = make_router(ScriptedLLM(["x"]))
     with pytest.raises(NoEligibleModel) as info:
-        run(router, req(data_class="pii", model="cheap", scopes=frozenset({"router:override"}), override_reason="r"))
+        run(
+            router,
+            req(data_class="pii", model="cheap", scopes=frozenset({"router:override"}), override_reason="r"),
+        )
     assert "not cleared for PII" in info.value.message
 
 
@@ -221,13 +227,20 @@ def test_context_window_and_output_limits_filter_candidates(make_router: RouterF
         (req("   "), InvalidRequest),
         (req("x" * 10_000_000), PayloadTooLarge),
         (
-            RouteRequest(task="chat", messages=[{"role": "user", "content": "hi"}] * 100_000, tenant="t", principal="p"),
+            RouteRequest(
+                task="chat", messages=[{"role": "user", "content": "hi"}] * 100_000, tenant="t", principal="p"
+            ),
             PayloadTooLarge,
         ),
         (req(max_tokens=1_000_000_000), InvalidRequest),
         (req(max_tokens=0), InvalidRequest),
         (req(task="unknown.task"), InvalidRequest),
-        (RouteRequest(task="chat", messages=[{"role": "root", "content": "hi"}], tenant="t", principal="p"), InvalidRequest),
+        (
+            RouteRequest(
+                task="chat", messages=[{"role": "root", "content": "hi"}], tenant="t", principal="p"
+            ),
+            InvalidRequest,
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_call_or_spend(
@@ -302,7 +315,9 @@ def test_streaming_yields_deltas_and_costs_reported_usage(make_router: RouterFac
     assert result.usage.completion_tokens == count_tokens("one two three four")
 
 
-def test_streaming_without_usage_is_charged_a_flagged_conservative_estimate(make_router: RouterFactory) -> None:
+def test_streaming_without_usage_is_charged_a_flagged_conservative_estimate(
+    make_router: RouterFactory,
+) -> None:
     text = "a fairly long answer " * 20
     router = make_router(ScriptedLLM([text], stream_usage=False))
 
