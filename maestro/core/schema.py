@@ -101,3 +101,77 @@ decisions = sa.Table(
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
 )
+
+# -- authority (issue 3) -----------------------------------------------------------------------------
+
+principals = sa.Table(
+    "principals",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant", sa.String(200), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # user | bot
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("tenant", "name", name="uq_principals_tenant_name"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("principal_id", sa.String(40), sa.ForeignKey("principals.id"), nullable=False, index=True),
+    sa.Column("tenant", sa.String(200), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False, unique=True),  # shown to users; not secret
+    sa.Column("secret_hash", sa.String(128), nullable=False),  # never the key itself
+    sa.Column("scopes", sa.JSON, nullable=True),  # optional narrowing of the principal's scopes
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant", sa.String(200), nullable=False, index=True),
+    sa.Column("workcell", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(128), nullable=False),
+    sa.Column("resource", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=True, index=True),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | granted | refused | expired
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decision_note", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# -- ledger (issue 3) --------------------------------------------------------------------------------
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),  # 0, 1, 2, ... no gaps
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False, index=True),
+    sa.Column("tenant", sa.String(200), nullable=True, index=True),
+    sa.Column("actor", sa.String(200), nullable=True),
+    sa.Column("payload", sa.Text, nullable=False),  # canonical JSON: exactly the bytes that are hashed
+    sa.Column("leaf_hash", sa.String(64), nullable=False),
+)
+
+ledger_heads = sa.Table(
+    "ledger_heads",
+    metadata,
+    sa.Column("tree_size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root_hash", sa.String(64), nullable=False),
+    sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),  # base64 Ed25519 over the head's canonical bytes
+    sa.Column("key_id", sa.String(64), nullable=False),
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maestro.core.errors import ConfigurationError
@@ -50,6 +50,21 @@ class Settings(BaseSettings):
     max_messages: int = Field(default=2_048, gt=0)
     max_tokens_limit: int = Field(default=32_768, gt=0)
     default_max_tokens: int = Field(default=512, gt=0)
+
+    # -- authority, policy, ledger, PII (issue 3) --
+    policy_dir: Path = Field(default=_PACKAGE_ROOT / "core" / "policies", description="Rego policy bundle.")
+    opa_url: str | None = Field(default=None, description="OPA server; default: embedded Rego engine.")
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = Field(default=None, description="IdP JWKS endpoint (fetched, cached).")
+    oidc_jwks_path: Path | None = Field(default=None, description="A JWKS file instead of a URL.")
+    ledger_key: SecretStr | None = Field(
+        default=None, description="Ed25519 private key (PEM or base64 raw); dev: generated in data_dir."
+    )
+    pii_mode: Literal["pseudonymize", "redact", "refuse"] = Field(
+        default="pseudonymize",
+        description="What happens to PII in a prompt bound for a model not cleared for it.",
+    )
 
     local_model_path: Path | None = Field(default=None, description="GGUF file; default SmolLM2-135M.")
     local_threads: int | None = Field(default=None, ge=1)
