@@ -10,9 +10,12 @@ Developer mistakes (``ConfigurationError``) are kept apart from runtime failures
     │   └── PayloadTooLarge         prompt or message list over the limits (exit 2, HTTP 413)
     ├── NotFound                    an id or name that does not exist (exit 1, HTTP 404)
     │   └── UnknownModel
+    ├── Unauthenticated             no, bad or expired credentials (exit 1, HTTP 401)
+    ├── ApprovalRequired            the action waits for an approval (exit 3, HTTP 202)
     ├── Refused                     refused by policy or a guard (exit 3)
     │   ├── PolicyDenied            (HTTP 403)
     │   ├── BudgetExceeded          (HTTP 402)
+    │   ├── PIIRefused              PII bound for a model not cleared for it, in "refuse" mode (HTTP 422)
     │   └── NoEligibleModel         (HTTP 503)
     └── ModelCallFailed             a provider call failed after retries and fallbacks (exit 1, HTTP 502)
         ├── ModelRateLimited        429 (retryable; ``retry_after`` seconds if the provider said)
@@ -73,6 +76,22 @@ class UnknownModel(NotFound):
     code = "unknown_model"
 
 
+class Unauthenticated(MaestroError):
+    """Credentials missing, malformed, expired, revoked or not verifiable. Says nothing about tenants."""
+
+    code = "unauthenticated"
+    exit_code = 1
+    http_status = 401
+
+
+class ApprovalRequired(MaestroError):
+    """The action needs an approval; ``details["approval_id"]`` names the request that was opened."""
+
+    code = "approval_required"
+    exit_code = 3
+    http_status = 202
+
+
 class Refused(MaestroError):
     """Refused by policy or a guard: the CLI exits 3."""
 
@@ -89,6 +108,11 @@ class PolicyDenied(Refused):
 class BudgetExceeded(Refused):
     code = "budget_exceeded"
     http_status = 402
+
+
+class PIIRefused(Refused):
+    code = "pii_refused"
+    http_status = 422
 
 
 class NoEligibleModel(Refused):

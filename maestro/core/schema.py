@@ -174,4 +174,5 @@ ledger_heads = sa.Table(
     sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("signature", sa.Text, nullable=False),  # base64 Ed25519 over the head's canonical bytes
     sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("frontier", sa.JSON, nullable=False),  # RFC 6962 compact range: O(log n) appends
 )

@@ -83,6 +83,7 @@ def upgrade() -> None:
         sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("signature", sa.Text, nullable=False),
         sa.Column("key_id", sa.String(64), nullable=False),
+        sa.Column("frontier", sa.JSON, nullable=False),
     )
 
 
