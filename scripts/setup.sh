@@ -37,4 +37,13 @@ fi
 
 "$PY" -m pip install --quiet -c constraints.txt -e ".[dev]"
 "$PY" -m pip check
+
+# guardrails-ai sends OTLP telemetry and tries remote inferencing unless ~/.guardrailsrc turns both off
+# (no environment variable does; see DEPENDENCIES.md). Write it if absent; never overwrite a user's file.
+if [ ! -f "$HOME/.guardrailsrc" ]; then
+  printf 'enable_metrics=false\nuse_remote_inferencing=false\n' > "$HOME/.guardrailsrc"
+  echo "setup: wrote $HOME/.guardrailsrc (guardrails telemetry and remote inferencing off)" >&2
+elif ! grep -q '^enable_metrics=false' "$HOME/.guardrailsrc"; then
+  echo "setup: WARNING $HOME/.guardrailsrc does not set enable_metrics=false: guardrails may send telemetry" >&2
+fi
 echo "setup: done ($("$PY" --version))"
