@@ -100,6 +100,7 @@ decisions = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("pii", sa.JSON, nullable=True),  # added in 0002: PII entity types found and the action taken
 )
 
 # -- authority (issue 3) -----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class Outcome:
     usage_estimated: bool = False
     latency_ms: float | None = None
     error_code: str | None = None
+    pii: dict[str, Any] | None = None  # entity types found and what was done; never values
 
 
 _INSERT = decisions.insert()
@@ -88,6 +89,7 @@ class DecisionLog:
             "usage_estimated": done.usage_estimated,
             "latency_ms": done.latency_ms,
             "error_code": done.error_code,
+            "pii": done.pii,
             "finished_at": utcnow() if outcome is not None else None,
         }
         with self._transaction(conn) as tx:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from maestro.core.authority import Authority
 from maestro.core.errors import InvalidRequest, NoEligibleModel, PolicyDenied
 from maestro.core.ids import new_id
 from maestro.router.catalog import Catalog
@@ -51,6 +52,22 @@ class RouteRequest:
     temperature: float | None = None
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
+    clearance: DataClass = "internal"  # what the caller may see: "pii" gets pseudonymised values restored
+
+    @classmethod
+    def for_authority(
+        cls, authority: Authority, *, task: str, messages: list[Message], **kw: Any
+    ) -> RouteRequest:
+        """A request on behalf of a run's authority (tenant, principal, scopes, clearance from it)."""
+        return cls(
+            task=task,
+            messages=messages,
+            tenant=authority.tenant,
+            principal=authority.principal.name,
+            scopes=authority.scopes,
+            clearance=authority.clearance,
+            **kw,
+        )
 
     @property
     def is_override(self) -> bool:

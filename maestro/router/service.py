@@ -20,7 +20,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from maestro.core.errors import (
@@ -32,6 +32,7 @@ from maestro.core.errors import (
     ModelUnavailable,
     NoEligibleModel,
     PayloadTooLarge,
+    PIIRefused,
 )
 from maestro.core.schema import from_nano, to_nano
 from maestro.router.budget import BudgetEvent, BudgetStore, Reservation
@@ -40,6 +41,7 @@ from maestro.router.catalog import Catalog
 from maestro.router.decisions import DecisionLog, Outcome
 from maestro.router.health import HealthTracker
 from maestro.router.policy import Decision, RouteContext, RouteRequest, decide, require_chosen
+from maestro.router.privacy import NO_PII, PrivacyFilter, PrivacyPlan
 from maestro.router.types import Chunk, Completion, LLMClient, ModelCall, Usage
 from maestro.router.weights import Weights
 
@@ -119,6 +121,7 @@ class ModelRouter:
         limits: RouterLimits | None = None,
         environ: Mapping[str, str] | None = None,
         observer: Observer | None = None,
+        privacy: PrivacyFilter | None = None,
     ) -> None:
         self.catalog = catalog
         self.weights = weights
@@ -129,6 +132,7 @@ class ModelRouter:
         self.limits = limits or RouterLimits()
         self._environ = environ
         self._observer = observer
+        self._privacy = privacy
         self._budget_view = RemainingBudgetView(budgets, ttl_s=self.limits.budget_view_s)
 
     # -- deciding -------------------------------------------------------------------------------
@@ -210,13 +214,14 @@ class ModelRouter:
 
     async def _run(self, request: RouteRequest, *, stream: bool) -> AsyncIterator[StreamEvent]:
         decision, fresh = self._decide(request, fresh_budget=False)
+        privacy, request, decision = self._privacy_plan(request, decision)
         try:
-            plan, reservation = self._plan_and_reserve(decision)
+            plan, reservation = self._plan_and_reserve(decision, privacy)
         except BudgetExceeded:
             if fresh:
                 raise
             decision, _ = self._decide(request, fresh_budget=True)  # the view was stale: decide again
-            plan, reservation = self._plan_and_reserve(decision)
+            plan, reservation = self._plan_and_reserve(decision, privacy)
         started = time.perf_counter()
         attempts: list[dict[str, Any]] = []
         finished = False
@@ -236,7 +241,7 @@ class ModelRouter:
                         model=model,
                     )
                     break
-                call = self._call(request, decision, model, left)
+                call = self._call(request, decision, model, left, privacy)
                 attempt_start = time.perf_counter()
                 texts: list[str] = []
                 completion: Completion | None = None
@@ -263,16 +268,23 @@ class ModelRouter:
                 assert completion is not None
                 self.health.record_success(model)
                 attempts.append({"model": model, "status": "ok", "ms": _ms(attempt_start)})
-                result = self._settle(reservation, decision, call, completion, attempts, started)
+                restored = privacy.restore(completion.text, request, call.deployment.pii_allowed)
+                if restored != completion.text:
+                    completion = replace(completion, text=restored)
+                result = self._settle(reservation, decision, call, completion, attempts, started, privacy)
                 finished = True
                 yield StreamEvent("end", decision, result=result)
                 return
             finished = True
-            self._fail(reservation, decision, attempts, started, error)
+            self._fail(reservation, decision, attempts, started, error, privacy)
         finally:
             if not finished:  # the caller went away (or was cancelled) mid-call
                 outcome = Outcome(
-                    status="cancelled", model_used=None, attempts=attempts, latency_ms=_ms(started)
+                    status="cancelled",
+                    model_used=None,
+                    attempts=attempts,
+                    latency_ms=_ms(started),
+                    pii=privacy.record(),
                 )
                 with self.budgets.engine.begin() as conn:
                     self.budgets.release(reservation, conn=conn)
@@ -310,7 +322,35 @@ class ModelRouter:
             finish = chunk.finish_reason or finish
         yield Completion(text="".join(parts), model=call.deployment.name, usage=usage, finish_reason=finish)
 
-    def _plan_and_reserve(self, decision: Decision) -> tuple[list[str], Reservation]:
+    def _privacy_plan(
+        self, request: RouteRequest, decision: Decision
+    ) -> tuple[PrivacyPlan, RouteRequest, Decision]:
+        """Scan the prompt when a planned deployment is not cleared for PII; refuse, or plan protection."""
+        if self._privacy is None or not self._privacy.needs_scan(request, decision, self.catalog):
+            return NO_PII, request, decision
+        plan = self._privacy.plan(self._privacy.inspect(request))
+        if plan.action != "cleared-only":
+            return plan, request, decision
+        request = replace(request, data_class="pii")
+        decision, _ = self._decide(request, fresh_budget=False)
+        if decision.chosen is None:
+            outcome = Outcome(
+                status="refused", model_used=None, attempts=[], pii=plan.record(), error_code="pii_refused"
+            )
+            self.decisions.record(decision, status="refused", outcome=outcome)
+            types = ", ".join(plan.protected.entity_types if plan.protected else ())
+            raise PIIRefused(
+                f"the prompt contains PII ({types}) and no model cleared for PII can serve task "
+                f"'{decision.task}' for tenant '{decision.tenant}': add `pii_allowed: true` to a deployment "
+                "in the catalog, or set MAESTRO_PII_MODE=pseudonymize to send placeholders instead",
+                decision_id=decision.id,
+                entity_types=list(plan.protected.entity_types if plan.protected else ()),
+            )
+        return plan, request, decision
+
+    def _plan_and_reserve(
+        self, decision: Decision, privacy: PrivacyPlan = NO_PII
+    ) -> tuple[list[str], Reservation]:
         try:
             chosen = require_chosen(decision)
         except NoEligibleModel as exc:
@@ -349,10 +389,13 @@ class ModelRouter:
         self._budget_view.adjust(decision.tenant, decision.principal, -reservation.amount_nano)
         return reservation
 
-    def _call(self, request: RouteRequest, decision: Decision, model: str, left: float) -> ModelCall:
+    def _call(
+        self, request: RouteRequest, decision: Decision, model: str, left: float, privacy: PrivacyPlan
+    ) -> ModelCall:
+        deployment = self.catalog.get(model)
         return ModelCall(
-            deployment=self.catalog.get(model),
-            messages=request.messages,
+            deployment=deployment,
+            messages=privacy.messages_for(request, deployment.pii_allowed),
             max_tokens=decision.candidate(model).max_tokens,
             timeout_s=left,
             temperature=request.temperature,
@@ -368,6 +411,7 @@ class ModelRouter:
         completion: Completion,
         attempts: list[dict[str, Any]],
         started: float,
+        privacy: PrivacyPlan,
     ) -> RoutedCompletion:
         estimated = completion.usage is None
         usage = completion.usage or Usage(
@@ -384,6 +428,7 @@ class ModelRouter:
             cost_nano=cost_nano,
             usage_estimated=estimated,
             latency_ms=_ms(started),
+            pii=privacy.record(),
         )
         with self.budgets.engine.begin() as conn:  # settle and record the outcome together
             events = self.budgets.settle(reservation, actual_nano=cost_nano, estimated=estimated, conn=conn)
@@ -417,6 +462,7 @@ class ModelRouter:
         attempts: list[dict[str, Any]],
         started: float,
         error: MaestroError | None,
+        privacy: PrivacyPlan,
     ) -> None:
         if error is None or (isinstance(error, ModelCallFailed) and error.retryable and len(attempts) > 1):
             summary = "; ".join(f"{a['model']}: {a.get('error', a.get('reason'))}" for a in attempts)
@@ -431,6 +477,7 @@ class ModelRouter:
             attempts=attempts,
             latency_ms=_ms(started),
             error_code=error.code,
+            pii=privacy.record(),
         )
         with self.budgets.engine.begin() as conn:
             self.budgets.release(reservation, conn=conn)  # a no-op when a partial stream was settled

@@ -8,7 +8,7 @@ a provider SDK's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -93,6 +93,29 @@ class LLMClient(Protocol):
 
 
 DataClass = Literal["public", "internal", "pii"]
+
+
+@dataclass(frozen=True)
+class ProtectedPrompt:
+    """Messages with PII replaced, what was found, and how to put the originals back into an answer."""
+
+    messages: list[Message]
+    entity_types: tuple[str, ...]
+    restore: Callable[[str], str]
+
+    @property
+    def found(self) -> bool:
+        return bool(self.entity_types)
+
+
+class PromptGuard(Protocol):
+    """Finds PII in a prompt and protects it before the prompt leaves for a model not cleared for PII.
+
+    Implemented by ``maestro.tools.pii`` and injected by the composition root (the router must not
+    import tools). ``mode`` is "pseudonymize" (reversible placeholders) or "redact".
+    """
+
+    def protect(self, messages: list[Message], *, mode: str) -> ProtectedPrompt: ...
 
 
 @dataclass(frozen=True, slots=True)

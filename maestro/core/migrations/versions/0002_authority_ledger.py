@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("decisions") as batch:
+        batch.add_column(sa.Column("pii", sa.JSON, nullable=True))
     op.create_table(
         "principals",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -88,6 +90,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("decisions") as batch:
+        batch.drop_column("pii")
     op.drop_table("ledger_heads")
     op.drop_table("ledger_entries")
     op.drop_table("approvals")
