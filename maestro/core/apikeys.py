@@ -153,7 +153,9 @@ class ApiKeyStore:
                 raise InvalidRequest("expires_at must be timezone-aware (e.g. 2030-01-01T00:00:00+00:00)")
             if aware(expires_at) <= now:
                 raise InvalidRequest(f"expires_at {expires_at.isoformat()} is in the past: pick a later time")
-        query = sa.select(principals).where(principals.c.id == principal_id, principals.c.disabled_at.is_(None))
+        query = sa.select(principals).where(
+            principals.c.id == principal_id, principals.c.disabled_at.is_(None)
+        )
         if tenant is not None:
             query = query.where(principals.c.tenant == tenant)
         with self._engine.connect() as conn:
@@ -223,7 +225,9 @@ class ApiKeyStore:
         where = sa.and_(ref, api_keys.c.tenant == tenant)
         with self._engine.begin() as conn:
             conn.execute(
-                api_keys.update().where(where, api_keys.c.revoked_at.is_(None)).values(revoked_at=self._clock())
+                api_keys.update()
+                .where(where, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=self._clock())
             )
             row = conn.execute(sa.select(*_PUBLIC_COLUMNS).where(where)).mappings().first()
         if row is None:

@@ -2,21 +2,25 @@
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout, and every transaction starts with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue on the database lock instead of failing with
-"database is locked" when a read lock would have to be upgraded. PostgreSQL is used as is.
+"database is locked" when a read lock would have to be upgraded; read-only work uses ``reading(engine)``,
+which begins a deferred transaction instead. PostgreSQL is used as is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from maestro.core.errors import ConfigurationError
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_READ_ONLY = "maestro_read_only"
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
@@ -49,9 +53,19 @@ def _sqlite_engine(url: sa.engine.URL, *, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (``reading(engine)``) take no write lock; everything else queues for it up front.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only. On SQLite it begins a deferred transaction, so readers neither wait
+    for nor block writers (WAL); on PostgreSQL it is an ordinary connection. Do not write through it."""
+    with engine.connect() as conn:
+        yield conn.execution_options(**{_READ_ONLY: True})
 
 
 def migrate(engine: Engine) -> None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import httpx
@@ -134,7 +134,7 @@ def load_jwks_file(path: Path) -> dict[str, Any]:
             "export the IdP's JWKS as JSON there"
         ) from exc
     if not isinstance(document, dict):
-        raise ConfigurationError(f"the JWKS file {str(path)!r} is not a JSON object with a \"keys\" list")
+        raise ConfigurationError(f'the JWKS file {str(path)!r} is not a JSON object with a "keys" list')
     return document
 
 
@@ -155,7 +155,7 @@ def _check_jwks_url(url: str) -> None:
     )
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -203,7 +203,9 @@ class OIDCVerifier:
         jwks_ttl_s: float = 3600,
     ) -> None:
         if not issuer or not audience:
-            raise ConfigurationError("OIDC needs both an issuer and an audience: set MAESTRO_OIDC_ISSUER/AUDIENCE")
+            raise ConfigurationError(
+                "OIDC needs both an issuer and an audience: set MAESTRO_OIDC_ISSUER and MAESTRO_OIDC_AUDIENCE"
+            )
         if (jwks is None) == (jwks_url is None):
             raise ConfigurationError(
                 "OIDC needs exactly one JWKS source: a JWKS document/file or a JWKS URL, not both or neither"
@@ -232,7 +234,9 @@ class OIDCVerifier:
             self._keys = self._static_keys(jwks)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, http_client: httpx.Client | None = None) -> OIDCVerifier | None:
+    def from_settings(
+        cls, settings: Settings, *, http_client: httpx.Client | None = None
+    ) -> OIDCVerifier | None:
         """The verifier ``settings`` describe, or None when OIDC is not configured (no issuer)."""
         if not settings.oidc_issuer:
             if settings.oidc_audience or settings.oidc_jwks_url or settings.oidc_jwks_path:
@@ -247,7 +251,8 @@ class OIDCVerifier:
             raise ConfigurationError("set MAESTRO_OIDC_JWKS_URL or MAESTRO_OIDC_JWKS_PATH, not both")
         if not settings.oidc_jwks_url and not settings.oidc_jwks_path:
             raise ConfigurationError(
-                "MAESTRO_OIDC_ISSUER is set but no keys are: set MAESTRO_OIDC_JWKS_URL or MAESTRO_OIDC_JWKS_PATH"
+                "MAESTRO_OIDC_ISSUER is set but no keys are: "
+                "set MAESTRO_OIDC_JWKS_URL or MAESTRO_OIDC_JWKS_PATH"
             )
         jwks = load_jwks_file(settings.oidc_jwks_path) if settings.oidc_jwks_path else None
         return cls(
@@ -377,6 +382,9 @@ class OIDCVerifier:
             if key is None:
                 raise _fail("unknown_kid")
             return key
+        fetched_at = self._fetched_at
+        if key is not None and fetched_at is not None and self._clock() - fetched_at < self._ttl:
+            return key  # fast path: a known kid in a fresh cache needs no lock
         with self._lock:
             now = self._clock()
             stale = self._fetched_at is None or now - self._fetched_at >= self._ttl
@@ -395,8 +403,12 @@ class OIDCVerifier:
             document = self._fetch()
             keys, skipped = _parse_jwks(document)
         except (httpx.HTTPError, ValueError) as exc:
-            logger.warning("fetching the OIDC JWKS from %s failed (%s); keeping %d cached keys",
-                           self._jwks_url, exc, len(self._keys))
+            logger.warning(
+                "fetching the OIDC JWKS from %s failed (%s); keeping %d cached keys",
+                self._jwks_url,
+                exc,
+                len(self._keys),
+            )
             return
         if skipped:
             logger.info("OIDC JWKS from %s: skipped %s", self._jwks_url, "; ".join(skipped))

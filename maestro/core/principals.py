@@ -144,7 +144,9 @@ class PrincipalStore:
 
     def get(self, principal_id: str, *, tenant: str | None = None) -> Principal:
         """An enabled principal by id; ``NotFound`` if missing, disabled or (with ``tenant``) elsewhere."""
-        query = sa.select(principals).where(principals.c.id == principal_id, principals.c.disabled_at.is_(None))
+        query = sa.select(principals).where(
+            principals.c.id == principal_id, principals.c.disabled_at.is_(None)
+        )
         if tenant is not None:
             query = query.where(principals.c.tenant == tenant)
         return principal_from_row(self._one(query, f"principal '{principal_id}' not found"))
@@ -180,7 +182,9 @@ class PrincipalStore:
         """
         with self._engine.begin() as conn:
             found = conn.execute(
-                sa.select(principals.c.id).where(principals.c.id == principal_id, principals.c.tenant == tenant)
+                sa.select(principals.c.id).where(
+                    principals.c.id == principal_id, principals.c.tenant == tenant
+                )
             ).first()
             if found is None:
                 raise NotFound(f"principal '{principal_id}' not found")

@@ -64,7 +64,9 @@ SCOPES: frozenset[str] = HUMAN_ONLY_SCOPES | {
 ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "admin": SCOPES,
-        "engineer": frozenset({CHAT, RAG_QUERY, RAG_INGEST, CYPHER_READ, REPO_PROPOSE, RUNS_READ, LEDGER_READ}),
+        "engineer": frozenset(
+            {CHAT, RAG_QUERY, RAG_INGEST, CYPHER_READ, REPO_PROPOSE, RUNS_READ, LEDGER_READ}
+        ),
         "mlops": frozenset({EVAL_RUN, EVAL_REPORT, EVAL_APPROVE, RUNS_READ, LEDGER_READ}),
         "viewer": frozenset({RUNS_READ, RAG_QUERY}),
         "bot": frozenset({REPO_PROPOSE, RAG_QUERY, CYPHER_READ, CHAT}),
@@ -101,7 +103,8 @@ def check_scopes(scopes: Iterable[str]) -> frozenset[str]:
     unknown = sorted(wanted - SCOPES)
     if unknown:
         raise InvalidRequest(
-            f"unknown scope(s) {', '.join(repr(s) for s in unknown)}: use scopes from maestro.core.roles.SCOPES",
+            f"unknown scope(s) {', '.join(repr(s) for s in unknown)}: "
+            f"use some of {', '.join(sorted(SCOPES))}",
             scopes=unknown,
         )
     return wanted

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from maestro.core.clock import month_period, utcnow
+from maestro.core.db import reading
 from maestro.core.errors import BudgetExceeded, ConfigurationError, InvalidRequest, NotFound
 from maestro.core.ids import new_id
 from maestro.core.schema import (
@@ -238,7 +239,7 @@ class BudgetStore:
         """A scope's limit, spend, holds and what is left in the current period (nothing is written)."""
         kind = _check_scope(scope_kind, scope_id)
         period = self.current_period()
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             limit_nano, spent_nano, reserved_nano = self._read_period(conn, kind, scope_id, period)
         return BudgetStatus(
             scope_kind=kind,
@@ -254,7 +255,7 @@ class BudgetStore:
         """What a call by ``principal`` of ``tenant`` could still reserve now: the smaller of both scopes."""
         period = self.current_period()
         (_, tenant_id), (_, principal_id) = _scopes(tenant, principal)
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             rows = {row.scope_kind: row for row in conn.execute(_READ, _pair(tenant, principal, period))}
             remaining = []
             for kind, scope_id in (("tenant", tenant_id), ("principal", principal_id)):

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from maestro.core.clock import utcnow
+from maestro.core.db import reading
 from maestro.core.errors import NotFound
 from maestro.core.schema import decisions, from_nano
 from maestro.router.policy import Decision
@@ -100,7 +101,7 @@ class DecisionLog:
         query = sa.select(decisions).where(decisions.c.id == decision_id)
         if tenant is not None:
             query = query.where(decisions.c.tenant == tenant)
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             row = conn.execute(query).mappings().first()
         if row is None:
             raise NotFound(f"decision '{decision_id}' not found")
@@ -110,7 +111,7 @@ class DecisionLog:
         query = sa.select(decisions).order_by(decisions.c.created_at.desc(), decisions.c.id.desc())
         if tenant is not None:
             query = query.where(decisions.c.tenant == tenant)
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             rows = conn.execute(query.limit(limit)).mappings().all()
         return [_public(dict(r)) for r in rows]
 
