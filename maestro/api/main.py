@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from maestro import __version__
-from maestro.api.deps import Services
+from maestro.api.container import build_services
 from maestro.api.errors import install_error_handlers
 from maestro.api.metrics import create_metrics
-from maestro.api.routes import health
+from maestro.api.routes import chat, decisions, health, keys
 from maestro.core.settings import Settings
-from maestro.router.factory import build_router, load_routing_config, open_state_db
+from maestro.router.factory import load_routing_config
 from maestro.router.types import LLMClient
 
 
@@ -25,17 +25,19 @@ def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = open_state_db(settings)
-        router = build_router(settings, engine=engine, client=client, observer=metrics.observe_outcome)
-        app.state.services = Services(settings=settings, engine=engine, router=router, metrics=metrics)
+        services = build_services(settings, client=client, metrics=metrics)
+        app.state.services = services
         try:
             yield
         finally:
-            engine.dispose()
+            services.engine.dispose()
 
     app = FastAPI(title="Maestro", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(chat.router)
+    app.include_router(decisions.router)
+    app.include_router(keys.router)
 
     @app.middleware("http")
     async def _count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -17,6 +17,7 @@ import typer
 from maestro.api.cli.output import emit_json, err_console, reported, write_text
 
 if TYPE_CHECKING:
+    from maestro.api.container import Services
     from maestro.core.settings import Settings
     from maestro.router.policy import RouteRequest
 
@@ -30,6 +31,8 @@ app = typer.Typer(
 route_app = typer.Typer(help="Routing decisions.", no_args_is_help=True)
 budget_app = typer.Typer(help="Monthly budgets per tenant and principal.", no_args_is_help=True)
 db_app = typer.Typer(help="The state database.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (hashed at rest; the key is shown once).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 app.add_typer(route_app, name="route")
 app.add_typer(budget_app, name="budget")
 app.add_typer(db_app, name="db")
@@ -299,6 +302,89 @@ def _print_status(statuses: Sequence[Any], *, as_json: bool) -> None:
             f"${r['reserved_usd']:.4f} of ${r['limit_usd']:.2f} (remaining ${r['remaining_usd']:.4f})",
             highlight=False,
         )
+
+
+@keys_app.command("create")
+def keys_create(
+    principal: Annotated[str, typer.Option(help="Principal name; created with --role if it does not exist.")],
+    tenant: TenantOpt = None,
+    role: Annotated[
+        list[str] | None, typer.Option(help="Role(s) for a new principal (admin, engineer, ...).")
+    ] = None,
+    kind: Annotated[str, typer.Option(help="user or bot (for a new principal).")] = "user",
+    scope: Annotated[list[str] | None, typer.Option(help="Narrow the key to these scopes.")] = None,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
+    expires: Annotated[str | None, typer.Option(help="Expiry, ISO 8601 with a time zone.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key for a principal (and the principal, if new)."""
+    from datetime import datetime
+
+    from maestro.core.errors import InvalidRequest, NotFound
+    from maestro.core.principals import check_kind
+
+    settings = _settings()
+    with reported(as_json=as_json):
+        services = _services(settings)
+        tenant_id = tenant or settings.default_tenant
+        try:
+            who = services.principals.get_by_name(tenant_id, principal)
+        except NotFound:
+            if not role:
+                raise InvalidRequest(
+                    f"principal '{principal}' does not exist in tenant '{tenant_id}': "
+                    "pass --role to create it"
+                ) from None
+            who = services.principals.create(tenant_id, principal, roles=role, kind=check_kind(kind))
+        try:
+            expires_at = datetime.fromisoformat(expires) if expires else None
+        except ValueError:
+            raise InvalidRequest(f"--expires {expires!r} is not an ISO 8601 date-time") from None
+        plaintext, info = services.api_keys.create(
+            who.id, name, scopes=scope, expires_at=expires_at, tenant=tenant_id
+        )
+    if as_json:
+        emit_json({"key": plaintext, **info.to_dict()})
+        return
+    write_text(plaintext + "\n")
+    err_console.print(f"key {info.display} for {tenant_id}/{principal}: store it now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """List a tenant's keys (prefixes only)."""
+    settings = _settings()
+    with reported(as_json=as_json):
+        keys = _services(settings).api_keys.list(tenant or settings.default_tenant)
+    rows = [k.to_dict() for k in keys]
+    if as_json:
+        emit_json({"keys": rows})
+        return
+    for r in rows:
+        state = "revoked" if r.get("revoked_at") else "active"
+        err_console.print(f"{r['id']}  {r['prefix']}  {r['name']}  principal={r['principal_id']}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="Key id, prefix, or mk_<prefix>.")],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a key (idempotent)."""
+    settings = _settings()
+    with reported(as_json=as_json):
+        info = _services(settings).api_keys.revoke(key, tenant=tenant or settings.default_tenant)
+    if as_json:
+        emit_json(info.to_dict())
+    else:
+        err_console.print(f"revoked {info.display}")
+
+
+def _services(settings: Settings) -> Services:
+    from maestro.api.container import build_services
+
+    return build_services(settings)
 
 
 @db_app.command("upgrade")

@@ -38,4 +38,5 @@ def readyz(services: ServicesDep) -> JSONResponse:
 @router.get("/metrics")
 def metrics(services: ServicesDep) -> Response:
     """Prometheus text exposition."""
+    assert services.metrics is not None
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

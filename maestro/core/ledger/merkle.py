@@ -36,7 +36,9 @@ class CompactRange:
     def __init__(self, size: int = 0, nodes: Iterable[bytes] = ()) -> None:
         node_list = list(nodes)
         if size < 0 or len(node_list) != size.bit_count():
-            raise ValueError(f"a compact range of size {size} has {size.bit_count()} nodes, not {len(node_list)}")
+            raise ValueError(
+                f"a compact range of size {size} has {size.bit_count()} nodes, not {len(node_list)}"
+            )
         if any(len(node) != HASH_SIZE for node in node_list):
             raise ValueError("every compact range node is a 32-byte SHA-256 hash")
         self._size = size

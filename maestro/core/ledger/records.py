@@ -86,13 +86,17 @@ def _clean(value: Any, redact: Callable[[str], str] | None, where: str) -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidRequest(f"ledger {where} is {value}: JSON has no NaN or infinity; store it as a string")
+            raise InvalidRequest(
+                f"ledger {where} is {value}: JSON has no NaN or infinity; store it as a string"
+            )
         return value
     if isinstance(value, Mapping):
         cleaned = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidRequest(f"ledger {where} has a {type(key).__name__} key {key!r}: keys are strings")
+                raise InvalidRequest(
+                    f"ledger {where} has a {type(key).__name__} key {key!r}: keys are strings"
+                )
             cleaned[key] = _clean(item, redact, f"{where}.{key}")
         return cleaned
     if isinstance(value, list | tuple):
@@ -108,7 +112,9 @@ def check_name(field: str, value: str | None, limit: int, *, required: bool = Fa
     if value is None and not required:
         return
     if not isinstance(value, str) or not value or len(value) > limit:
-        raise InvalidRequest(f"ledger {field} must be a non-empty string of at most {limit} characters, got {value!r}")
+        raise InvalidRequest(
+            f"ledger {field} must be a non-empty string of at most {limit} characters, got {value!r}"
+        )
     _check_text(field, value)
 
 
@@ -184,7 +190,12 @@ class SignedHead:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SignedHead:
         """Inverse of ``to_dict``; ``ValueError``/``KeyError``/``TypeError`` when malformed."""
-        size, root, key_id, signature = data["tree_size"], data["root_hash"], data["key_id"], data["signature"]
+        size, root, key_id, signature = (
+            data["tree_size"],
+            data["root_hash"],
+            data["key_id"],
+            data["signature"],
+        )
         if not (isinstance(size, int) and isinstance(root, str) and isinstance(key_id, str)):
             raise TypeError("a head has an integer tree_size and string root_hash and key_id")
         if not isinstance(signature, str):

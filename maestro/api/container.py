@@ -1,0 +1,57 @@
+"""The composition root for the API and the CLI: every service built once from ``Settings``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from maestro.api.metrics import Metrics
+from maestro.core.apikeys import ApiKeyStore
+from maestro.core.authn import Authenticator
+from maestro.core.oidc import OIDCVerifier
+from maestro.core.principals import PrincipalStore
+from maestro.core.settings import Settings
+from maestro.router.factory import build_router, open_state_db
+from maestro.router.service import ModelRouter
+from maestro.router.types import LLMClient
+
+
+@dataclass
+class Services:
+    """Everything the routes and commands need."""
+
+    settings: Settings
+    engine: Engine
+    router: ModelRouter
+    principals: PrincipalStore
+    api_keys: ApiKeyStore
+    authenticator: Authenticator
+    metrics: Metrics | None = None
+
+
+def build_services(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    client: LLMClient | None = None,
+    metrics: Metrics | None = None,
+) -> Services:
+    """Open (and migrate) the state DB and wire the router, stores and authenticator to it."""
+    engine = engine if engine is not None else open_state_db(settings)
+    api_keys = ApiKeyStore(engine)
+    router = build_router(
+        settings,
+        engine=engine,
+        client=client,
+        observer=metrics.observe_outcome if metrics is not None else None,
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        router=router,
+        principals=PrincipalStore(engine),
+        api_keys=api_keys,
+        authenticator=Authenticator(api_keys, OIDCVerifier.from_settings(settings)),
+        metrics=metrics,
+    )

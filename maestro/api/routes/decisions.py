@@ -1,0 +1,27 @@
+"""``/v1/router/decisions``: the caller's tenant's routing decisions (scope ``runs:read``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from maestro.api.deps import CurrentAuthority, ServicesDep
+
+router = APIRouter(prefix="/v1/router", tags=["router"])
+
+
+@router.get("/decisions")
+def list_decisions(
+    services: ServicesDep, authority: CurrentAuthority, limit: int = Query(default=50, ge=1, le=500)
+) -> dict[str, Any]:
+    """Newest first, this tenant only."""
+    authority.require("runs:read")
+    return {"decisions": services.router.decisions.list(tenant=authority.tenant, limit=limit)}
+
+
+@router.get("/decisions/{decision_id}", responses={404: {"description": "no such decision in this tenant"}})
+def get_decision(decision_id: str, services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
+    """One decision; another tenant's is "not found" (no existence oracle)."""
+    authority.require("runs:read")
+    return services.router.decisions.get(decision_id, tenant=authority.tenant)
