@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from maestro.api.metrics import Metrics
 from maestro.core.apikeys import ApiKeyStore
 from maestro.core.authn import Authenticator
+from maestro.core.ledger import Ledger, load_signing_key
 from maestro.core.oidc import OIDCVerifier
 from maestro.core.principals import PrincipalStore
 from maestro.core.settings import Settings
@@ -27,6 +28,7 @@ class Services:
     principals: PrincipalStore
     api_keys: ApiKeyStore
     authenticator: Authenticator
+    ledger: Ledger
     metrics: Metrics | None = None
 
 
@@ -40,11 +42,13 @@ def build_services(
     """Open (and migrate) the state DB and wire the router, stores and authenticator to it."""
     engine = engine if engine is not None else open_state_db(settings)
     api_keys = ApiKeyStore(engine)
+    ledger = Ledger(engine, load_signing_key(settings))
     router = build_router(
         settings,
         engine=engine,
         client=client,
         observer=metrics.observe_outcome if metrics is not None else None,
+        ledger=ledger,
     )
     return Services(
         settings=settings,
@@ -53,5 +57,6 @@ def build_services(
         principals=PrincipalStore(engine),
         api_keys=api_keys,
         authenticator=Authenticator(api_keys, OIDCVerifier.from_settings(settings)),
+        ledger=ledger,
         metrics=metrics,
     )

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from maestro.api.container import Services
 from maestro.core.authority import Authority, Principal
+from maestro.core.errors import Unauthenticated
 from maestro.core.ids import new_id
 
 
@@ -23,8 +24,23 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def get_principal(request: Request, services: ServicesDep) -> Principal:
-    """The caller, from ``Authorization: Bearer <API key or OIDC JWT>`` (401 otherwise)."""
-    return services.authenticator.authenticate(request.headers.get("authorization"))
+    """The caller, from ``Authorization: Bearer <API key or OIDC JWT>`` (401 otherwise).
+
+    Every failure leaves an ``auth.failed`` ledger entry with the reason and the route, never the token.
+    """
+    try:
+        return services.authenticator.authenticate(request.headers.get("authorization"))
+    except Unauthenticated as exc:
+        services.ledger.append(
+            "auth.failed",
+            {
+                "reason": str(exc.details.get("reason", "unknown")),
+                "method": request.method,
+                "path": request.url.path,
+                "client": request.client.host if request.client else None,
+            },
+        )
+        raise
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

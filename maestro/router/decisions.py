@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from maestro.core.clock import utcnow
 from maestro.core.db import reading
 from maestro.core.errors import NotFound
+from maestro.core.ledger import Ledger
 from maestro.core.schema import decisions, from_nano
 from maestro.router.policy import Decision
 
@@ -45,8 +46,9 @@ _INSERT = decisions.insert()
 class DecisionLog:
     """Reads and writes the ``decisions`` table. Writes can join a caller's transaction (``conn``)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, ledger: Ledger | None = None) -> None:
         self._engine = engine
+        self._ledger = ledger
 
     @contextmanager
     def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
@@ -95,6 +97,14 @@ class DecisionLog:
         }
         with self._transaction(conn) as tx:
             tx.execute(_INSERT, row)
+            if self._ledger is not None:  # the evidence commits with the record, or neither does
+                self._ledger.append(
+                    "router.decision",
+                    _evidence(row),
+                    tenant=decision.tenant,
+                    actor=decision.principal,
+                    conn=tx,
+                )
 
     def get(self, decision_id: str, *, tenant: str | None = None) -> dict[str, Any]:
         """One decision as a JSON-safe dict; another tenant's decision is "not found"."""
@@ -114,6 +124,36 @@ class DecisionLog:
         with reading(self._engine) as conn:
             rows = conn.execute(query.limit(limit)).mappings().all()
         return [_public(dict(r)) for r in rows]
+
+
+_EVIDENCE_FIELDS = (
+    "id",
+    "task",
+    "status",
+    "chosen",
+    "model_used",
+    "fallbacks",
+    "policy_version",
+    "weights_version",
+    "override",
+    "prompt_sha256",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_nano",
+    "usage_estimated",
+    "error_code",
+    "pii",
+)
+
+
+def _evidence(row: dict[str, Any]) -> dict[str, Any]:
+    """The ledger entry of a decision: ids, versions, outcome and cost; never the prompt."""
+    payload = {key: row[key] for key in _EVIDENCE_FIELDS}
+    payload["decision_id"] = payload.pop("id")
+    payload["attempts"] = [
+        {k: a.get(k) for k in ("model", "status", "error", "status_code")} for a in row["attempts"]
+    ]
+    return payload
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

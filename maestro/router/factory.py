@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from sqlalchemy.engine import Engine
 
 from maestro.core.db import create_db_engine, migrate
+from maestro.core.ledger import Ledger
 from maestro.core.settings import Settings
 from maestro.router.budget import BudgetStore
 from maestro.router.catalog import Catalog, load_catalog
 from maestro.router.decisions import DecisionLog
 from maestro.router.health import HealthTracker
+from maestro.router.privacy import PrivacyFilter
 from maestro.router.service import ModelRouter, Observer, RouterLimits
 from maestro.router.types import LLMClient, LocalModelOptions
 from maestro.router.weights import Weights, load_weights
@@ -59,6 +61,8 @@ def build_router(
     client: LLMClient | None = None,
     environ: Mapping[str, str] | None = None,
     observer: Observer | None = None,
+    ledger: Ledger | None = None,
+    privacy: PrivacyFilter | None = None,
 ) -> ModelRouter:
     """A ready router. ``client`` defaults to ``LiteLLMClient`` (litellm is imported on first call)."""
     catalog, weights = load_routing_config(settings)
@@ -80,9 +84,10 @@ def build_router(
         weights=weights,
         client=client,
         budgets=budget_store(settings, engine),
-        decisions=DecisionLog(engine),
+        decisions=DecisionLog(engine, ledger=ledger),
         health=HealthTracker(allowed_fails=settings.allowed_fails, cooldown_s=settings.cooldown_s),
         limits=limits_from(settings),
         environ=environ,
         observer=observer,
+        privacy=privacy,
     )

@@ -145,3 +145,25 @@ def test_ask_answers_with_the_local_model(tmp_path: Path) -> None:
     assert doc["cost_usd"] == 0
     explained = cli(["route", "explain", "--json"], tmp_path, stdin="Say hello")
     assert json.loads(explained.stdout)["decision_id"] != doc["decision_id"]
+
+
+def test_ledger_verify_catches_a_flipped_byte(tmp_path: Path) -> None:
+    import sqlite3
+
+    for prompt in ("first", "second", "third"):
+        assert cli(["route", "explain", "--json"], tmp_path, stdin=prompt).returncode == 0
+    ok = json.loads(cli(["ledger", "verify", "--json"], tmp_path).stdout)
+    assert ok["ok"] is True and ok["entries"] == 3 and ok["first_bad_index"] is None
+    head = json.loads(cli(["ledger", "head", "--json"], tmp_path).stdout)
+    assert head["tree_size"] == 3 and head["root_hash"] == ok["head"]
+    bundle = tmp_path / "bundle.json"
+    assert cli(["ledger", "export", "--out", str(bundle), "--json"], tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "var" / "maestro.db") as db:
+        db.execute(
+            "UPDATE ledger_entries SET payload = replace(payload, 'explained', 'explainEd') WHERE idx = 1"
+        )
+    bad = cli(["ledger", "verify", "--json"], tmp_path)
+    assert bad.returncode == 1
+    assert json.loads(bad.stdout)["first_bad_index"] == 1
+    standalone = cli(["ledger", "verify", "--bundle", str(bundle), "--json"], tmp_path)
+    assert standalone.returncode == 0 and json.loads(standalone.stdout)["entries"] == 3

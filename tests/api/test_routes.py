@@ -141,3 +141,27 @@ def test_keys_api_creates_lists_and_revokes_within_the_tenant(client: TestClient
     assert client.delete(f"/v1/keys/{key_id}", headers=auth(other_admin)).status_code == 404
     assert client.delete(f"/v1/keys/{key_id}", headers=auth(admin)).status_code == 200
     assert client.post("/v1/chat/completions", json=chat(), headers=auth(new_key)).status_code == 401
+
+
+def test_decisions_and_auth_failures_land_in_the_ledger(client: TestClient) -> None:
+    key = key_for(client, "acme", "alice", ["engineer"])
+    decision_id = client.post("/v1/chat/completions", json=chat(), headers=auth(key)).json()["maestro"][
+        "decision_id"
+    ]
+    assert (
+        client.post("/v1/chat/completions", json=chat(), headers=auth("mk_aaaaaaaa_forged")).status_code
+        == 401
+    )
+    ledger = client.app.state.services.ledger  # type: ignore[attr-defined]
+    entries = {e.kind: e for e in ledger.entries()}
+    assert entries["router.decision"].payload["decision_id"] == decision_id
+    assert entries["router.decision"].tenant == "acme"
+    assert "Say hello" not in json.dumps(entries["router.decision"].payload)
+    assert (
+        entries["auth.failed"].payload["reason"] == "malformed_key"
+        or entries["auth.failed"].payload["reason"]
+    )
+    assert "forged" not in json.dumps(entries["auth.failed"].payload)
+    report = client.get("/v1/ledger/verify", headers=auth(key)).json()
+    assert report == {"ok": True, "entries": 2, "first_bad_index": None, "head": report["head"]}
+    assert client.get("/v1/ledger/head", headers=auth(key)).json()["tree_size"] == 2

@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -32,6 +33,8 @@ route_app = typer.Typer(help="Routing decisions.", no_args_is_help=True)
 budget_app = typer.Typer(help="Monthly budgets per tenant and principal.", no_args_is_help=True)
 db_app = typer.Typer(help="The state database.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (hashed at rest; the key is shown once).", no_args_is_help=True)
+ledger_app = typer.Typer(help="The tamper-evident ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
 app.add_typer(route_app, name="route")
 app.add_typer(budget_app, name="budget")
@@ -176,9 +179,7 @@ def ask(
         prompt = _read_stdin_prompt()
     settings = _settings()
     with reported(as_json=as_json):
-        from maestro.router.factory import build_router
-
-        router = build_router(settings)
+        router = _services(settings).router
         request = _request(
             settings, prompt, task=task, tenant=tenant, model=model, reason=reason, max_tokens=max_tokens
         )
@@ -220,9 +221,7 @@ def route_explain(
     prompt = _read_stdin_prompt()
     settings = _settings()
     with reported(as_json=as_json):
-        from maestro.router.factory import build_router
-
-        router = build_router(settings)  # no model is called: litellm is never imported here
+        router = _services(settings).router  # no model is called: litellm is never imported here
         decision = router.explain(
             _request(
                 settings, prompt, task=task, tenant=tenant, model=model, reason=reason, max_tokens=max_tokens
@@ -379,6 +378,74 @@ def keys_revoke(
         emit_json(info.to_dict())
     else:
         err_console.print(f"revoked {info.display}")
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    bundle: Annotated[
+        str | None, typer.Option(help="Verify an exported bundle file instead of the DB.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every entry and signed head; name the first bad index (exit 1 when not ok)."""
+    import json
+
+    from maestro.core.errors import InvalidRequest
+    from maestro.core.ledger import verify_bundle
+
+    settings = _settings()
+    with reported(as_json=as_json):
+        if bundle:
+            try:
+                document = json.loads(Path(bundle).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise InvalidRequest(f"cannot read the bundle {bundle}: {exc}") from None
+            report = verify_bundle(document)
+        else:
+            report = _services(settings).ledger.verify()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        state = "[green]ok[/]" if report.ok else f"[red]BAD at index {report.first_bad_index}[/]"
+        err_console.print(f"ledger {state}: {report.entries} entries, head {report.head or '-'}")
+        if not report.ok:
+            err_console.print(report.reason, highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("head")
+def ledger_head(as_json: JsonOpt = False) -> None:
+    """The newest signed tree head."""
+    settings = _settings()
+    with reported(as_json=as_json):
+        head = _services(settings).ledger.head()
+    document = head.to_dict() if head is not None else None
+    if as_json:
+        emit_json(document)
+    elif head is None:
+        err_console.print("the ledger is empty")
+    else:
+        err_console.print(
+            f"size {head.tree_size} root {head.root_hash} signed {head.signed_at} by {head.key_id}"
+        )
+
+
+@ledger_app.command("export")
+def ledger_export(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed evidence bundle.")],
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's entries (with proofs).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a signed evidence bundle (entries, proofs, heads, public key) that verifies on its own."""
+    settings = _settings()
+    with reported(as_json=as_json):
+        bundle = _services(settings).ledger.export(out, tenant=tenant)
+    summary = {"out": str(out), "entries": len(bundle["entries"]), "head": bundle["head"]}
+    if as_json:
+        emit_json(summary)
+    else:
+        err_console.print(f"wrote {summary['entries']} entries to {out}")
 
 
 def _services(settings: Settings) -> Services:
