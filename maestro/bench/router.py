@@ -2,7 +2,8 @@
 
 Both sides call the same instant fake deployment (LiteLLM's ``mock_response``: no network, no model), so
 the difference is what Maestro adds per request: validation, the decision, the atomic budget
-reservation and settlement, and the persisted decision record (on an isolated SQLite state DB). Rounds
+reservation and settlement, the persisted decision record and its signed ledger entry (on an isolated
+SQLite state DB). Rounds
 alternate between the two sides so drift on a busy machine hits both. Also reports the decision alone
 and the local model's generation speed.
 """
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from maestro.bench.report import BenchReport, percentile
+from maestro.core.ledger import Ledger, load_signing_key
 from maestro.core.settings import Settings
-from maestro.router.factory import build_router
+from maestro.router.factory import build_router, open_state_db
 from maestro.router.policy import RouteRequest
 from maestro.router.service import ModelRouter
 
@@ -58,7 +60,9 @@ def bench_router(settings: Settings, *, quick: bool = False) -> BenchReport:
                 "principal_budget_usd": 1_000_000.0,
             }
         )
-        router = build_router(isolated, environ={})
+        engine = open_state_db(isolated)
+        ledger = Ledger(engine, load_signing_key(isolated))  # the production path: every decision is evidence
+        router = build_router(isolated, engine=engine, environ={}, ledger=ledger)
         report = BenchReport("router")
         _decision(router, report, rounds * 5)
         asyncio.run(_end_to_end(router, report, rounds))
