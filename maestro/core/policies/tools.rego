@@ -19,38 +19,63 @@ tenant := input.principal.tenant
 
 is_human if input.principal.kind == "user"
 
-valid_string(value) if {
-	is_string(value)
-	value != ""
+# Presence checks are rules, not functions (see authz.rego).
+has_tool if {
+	is_string(tool)
+	tool != ""
 }
 
-# Every tool Maestro may call, and the scope it needs ("" = none: the argument rules are the gate).
-tool_scopes := {
-	"git.push": "repo:propose",
-	"pr.open": "repo:propose",
-	"pr.merge": "repo:merge",
-	"graph.query": "cypher:read",
-	"http.fetch": "",
-	"url.fetch": "",
+has_repo if {
+	is_string(args.repo)
+	args.repo != ""
 }
 
-repo_tools := {"git.push", "pr.open"}
+has_branch if {
+	is_string(args.branch)
+	args.branch != ""
+}
 
-fetch_tools := {"http.fetch", "url.fetch"}
+has_url if {
+	is_string(args.url)
+	args.url != ""
+}
 
-known_tool if tool in object.keys(tool_scopes)
+# The table is data.tools (data.json): tool -> {"scope": the scope it needs, or null when the argument
+# rules below are the only gate; "human_only": bots are always denied}. Unknown tools are denied.
+spec := data.tools[tool]
 
-deny contains "tool.call needs resource.tool" if not valid_string(tool)
+known_tool if spec
 
-deny contains "unknown tool: tools are denied unless tools.rego lists them" if {
-	valid_string(tool)
+# The tool's name as data.json spells it (reasons never carry input text: see authz.rego).
+tool_name := name if {
+	some name, _ in data.tools
+	name == tool
+}
+
+# Tool families whose arguments the rules below check.
+repo_tool if tool == "git.push"
+
+repo_tool if tool == "pr.open"
+
+fetch_tool if tool == "http.fetch"
+
+fetch_tool if tool == "url.fetch"
+
+deny contains "tool.call needs resource.tool" if not has_tool
+
+deny contains "unknown tool: tools are denied unless data.json lists them" if {
+	has_tool
 	not known_tool
 }
 
-deny contains sprintf("missing scope '%s' for tool '%s'", [scope, tool]) if {
-	scope := tool_scopes[tool]
-	scope != ""
-	not scope in data.authz.principal_scopes
+deny contains sprintf("missing scope '%s' for tool '%s'", [spec.scope, tool_name]) if {
+	is_string(spec.scope)
+	not spec.scope in data.authz.principal_scopes
+}
+
+deny contains sprintf("'%s' is a human-only tool: bots may not call it (bots only open pull requests)", [tool_name]) if {
+	spec.human_only == true
+	not is_human
 }
 
 # -- git.push / pr.open: allow-listed repository, never the default branch ----------------------------------
@@ -62,18 +87,18 @@ repos_allowed contains lower(repo) if some repo in data.repos_allowed[tenant]
 default_branches := {"main", "master"} | {b | b := input.context.default_branch; is_string(b)}
 
 deny contains "git.push and pr.open need string args 'repo' and 'branch'" if {
-	tool in repo_tools
-	not valid_string(args.repo)
+	repo_tool
+	not has_repo
 }
 
 deny contains "git.push and pr.open need string args 'repo' and 'branch'" if {
-	tool in repo_tools
-	not valid_string(args.branch)
+	repo_tool
+	not has_branch
 }
 
 deny contains "the repository is not in the tenant's allow-list (repos_allowed)" if {
-	tool in repo_tools
-	valid_string(args.repo)
+	repo_tool
+	has_repo
 	not lower(args.repo) in repos_allowed
 }
 
@@ -85,27 +110,20 @@ valid_branch(branch) if {
 }
 
 deny contains "the branch is not a plain branch name (letters, digits, . _ / -)" if {
-	tool in repo_tools
-	valid_string(args.branch)
+	repo_tool
+	has_branch
 	not valid_branch(args.branch)
 }
 
 deny contains "pushing to the default branch is not allowed: push a branch and open a pull request" if {
-	tool in repo_tools
+	repo_tool
 	args.branch in default_branches
 }
 
 deny contains "bots may only push branches under 'maestro/'" if {
-	tool in repo_tools
+	repo_tool
 	not is_human
 	not startswith(args.branch, "maestro/")
-}
-
-# -- pr.merge: humans only (bots only open pull requests) ---------------------------------------------------
-
-deny contains "pr.merge is denied to bots: bots only open pull requests" if {
-	tool == "pr.merge"
-	not is_human
 }
 
 # -- http.fetch / url.fetch: https URLs of allow-listed hosts only --------------------------------------------
@@ -121,18 +139,18 @@ url_host := lower(match[0][1]) if {
 }
 
 deny contains "fetch needs a string arg 'url'" if {
-	tool in fetch_tools
-	not valid_string(args.url)
+	fetch_tool
+	not has_url
 }
 
 deny contains "only plain https URLs may be fetched" if {
-	tool in fetch_tools
-	valid_string(args.url)
+	fetch_tool
+	has_url
 	not url_host
 }
 
 deny contains "the URL's host is not in the tenant's fetch allow-list (hosts_allowed)" if {
-	tool in fetch_tools
+	fetch_tool
 	host := url_host
 	not host in hosts_allowed
 }
