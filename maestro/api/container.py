@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from maestro.api.metrics import Metrics
 from maestro.core.apikeys import ApiKeyStore
+from maestro.core.approvals import ApprovalStore
 from maestro.core.authn import Authenticator
+from maestro.core.authorize import Authorizer
 from maestro.core.ledger import Ledger, load_signing_key
 from maestro.core.oidc import OIDCVerifier
+from maestro.core.policy import build_policy_engine
 from maestro.core.principals import PrincipalStore
 from maestro.core.settings import Settings
 from maestro.router.factory import build_router, open_state_db
@@ -29,6 +33,8 @@ class Services:
     api_keys: ApiKeyStore
     authenticator: Authenticator
     ledger: Ledger
+    authorizer: Authorizer
+    approvals: ApprovalStore
     metrics: Metrics | None = None
 
 
@@ -50,6 +56,12 @@ def build_services(
         observer=metrics.observe_outcome if metrics is not None else None,
         ledger=ledger,
     )
+
+    def record(kind: str, payload: dict[str, Any]) -> None:
+        actor = payload.get("principal_id") or payload.get("decided_by") or payload.get("requested_by")
+        ledger.append(kind, payload, tenant=payload.get("tenant"), actor=actor)
+
+    authorizer = Authorizer(build_policy_engine(settings), record=record)
     return Services(
         settings=settings,
         engine=engine,
@@ -58,5 +70,7 @@ def build_services(
         api_keys=api_keys,
         authenticator=Authenticator(api_keys, OIDCVerifier.from_settings(settings)),
         ledger=ledger,
+        authorizer=authorizer,
+        approvals=ApprovalStore(engine, authorizer=authorizer, record=record),
         metrics=metrics,
     )

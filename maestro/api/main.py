@@ -12,7 +12,7 @@ from maestro import __version__
 from maestro.api.container import build_services
 from maestro.api.errors import install_error_handlers
 from maestro.api.metrics import create_metrics
-from maestro.api.routes import chat, decisions, health, keys, ledger
+from maestro.api.routes import approvals, chat, decisions, health, keys, ledger
 from maestro.core.settings import Settings
 from maestro.router.factory import load_routing_config
 from maestro.router.types import LLMClient
@@ -39,6 +39,7 @@ def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAP
     app.include_router(decisions.router)
     app.include_router(keys.router)
     app.include_router(ledger.router)
+    app.include_router(approvals.router)
 
     @app.middleware("http")
     async def _count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

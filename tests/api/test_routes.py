@@ -165,3 +165,42 @@ def test_decisions_and_auth_failures_land_in_the_ledger(client: TestClient) -> N
     report = client.get("/v1/ledger/verify", headers=auth(key)).json()
     assert report == {"ok": True, "entries": 2, "first_bad_index": None, "head": report["head"]}
     assert client.get("/v1/ledger/head", headers=auth(key)).json()["tree_size"] == 2
+
+
+def test_policy_denials_are_recorded_in_the_ledger(client: TestClient) -> None:
+    viewer = key_for(client, "acme", "vic", ["viewer"])
+    denied = client.post("/v1/chat/completions", json=chat(), headers=auth(viewer))
+    assert denied.status_code == 403
+    ledger = client.app.state.services.ledger  # type: ignore[attr-defined]
+    denial = next(e for e in ledger.entries() if e.kind == "policy.denied")
+    assert denial.tenant == "acme" and denial.payload["action"] == "chat"
+    assert any("chat" in reason for reason in denial.payload["reasons"])
+
+
+def test_approvals_are_granted_once_by_an_approver_of_the_same_tenant(client: TestClient) -> None:
+    from maestro.core.authority import Authority
+
+    services = client.app.state.services  # type: ignore[attr-defined]
+    requester = services.principals.create("acme", "dev", roles=["engineer"])
+    approval = services.approvals.request(
+        Authority(principal=requester, scopes=requester.scopes, run_id="run_1"),
+        workcell="codegen",
+        action="pr.open",
+        resource={"kind": "repo", "tenant": "acme", "id": "payments"},
+        reason="open the fix PR",
+    )
+    engineer = key_for(client, "acme", "eng2", ["engineer"])
+    lead = key_for(client, "acme", "lead", ["admin"])
+    outsider = key_for(client, "globex", "boss", ["admin"])
+    bot = key_for(client, "acme", "bot", ["admin"], kind="bot")
+    url = f"/v1/approvals/{approval.id}"
+    assert client.get(url, headers=auth(outsider)).status_code == 404
+    assert client.post(f"{url}/grant", json={}, headers=auth(outsider)).status_code == 404
+    assert client.post(f"{url}/grant", json={}, headers=auth(engineer)).status_code == 403
+    assert client.post(f"{url}/grant", json={}, headers=auth(bot)).status_code == 403
+    granted = client.post(f"{url}/grant", json={"note": "ok"}, headers=auth(lead))
+    assert granted.status_code == 200 and granted.json()["status"] == "granted"
+    again = client.post(f"{url}/refuse", json={}, headers=auth(lead))
+    assert again.status_code == 409
+    kinds = [e.kind for e in services.ledger.entries()]
+    assert "approval.requested" in kinds and "approval.granted" in kinds

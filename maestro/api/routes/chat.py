@@ -126,7 +126,11 @@ async def chat_completions(
     body: ChatCompletionRequest, services: ServicesDep, authority: CurrentAuthority
 ) -> ChatCompletion | StreamingResponse:
     """One routed chat completion; ``stream: true`` answers with OpenAI-style server-sent events."""
-    authority.require("chat")
+    services.authorizer.authorize(authority, "chat", {"kind": "chat", "tenant": authority.tenant})
+    if body.model not in ("", "auto"):
+        services.authorizer.authorize(
+            authority, "router.override", {"kind": "model", "tenant": authority.tenant, "id": body.model}
+        )
     request = _route_request(body, authority)
     if body.stream:
         return StreamingResponse(_sse(services, request), media_type="text/event-stream")

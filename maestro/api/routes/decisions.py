@@ -16,12 +16,14 @@ def list_decisions(
     services: ServicesDep, authority: CurrentAuthority, limit: int = Query(default=50, ge=1, le=500)
 ) -> dict[str, Any]:
     """Newest first, this tenant only."""
-    authority.require("runs:read")
+    services.authorizer.authorize(authority, "runs.read", {"kind": "decision", "tenant": authority.tenant})
     return {"decisions": services.router.decisions.list(tenant=authority.tenant, limit=limit)}
 
 
 @router.get("/decisions/{decision_id}", responses={404: {"description": "no such decision in this tenant"}})
 def get_decision(decision_id: str, services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
     """One decision; another tenant's is "not found" (no existence oracle)."""
-    authority.require("runs:read")
+    services.authorizer.authorize(
+        authority, "runs.read", {"kind": "decision", "tenant": authority.tenant, "id": decision_id}
+    )
     return services.router.decisions.get(decision_id, tenant=authority.tenant)

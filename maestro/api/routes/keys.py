@@ -23,7 +23,7 @@ class KeyCreate(BaseModel):
 @router.post("", status_code=201)
 def create_key(body: KeyCreate, services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
     """A new key; ``key`` is shown once and never stored."""
-    authority.require("keys:admin")
+    services.authorizer.authorize(authority, "keys.admin", {"kind": "api_key", "tenant": authority.tenant})
     principal = services.principals.get_by_name(authority.tenant, body.principal)
     plaintext, info = services.api_keys.create(
         principal.id, body.name, scopes=body.scopes, expires_at=body.expires_at, tenant=authority.tenant
@@ -33,11 +33,11 @@ def create_key(body: KeyCreate, services: ServicesDep, authority: CurrentAuthori
 
 @router.get("")
 def list_keys(services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
-    authority.require("keys:admin")
+    services.authorizer.authorize(authority, "keys.admin", {"kind": "api_key", "tenant": authority.tenant})
     return {"keys": [k.to_dict() for k in services.api_keys.list(authority.tenant)]}
 
 
 @router.delete("/{key}", responses={404: {"description": "no such key in this tenant"}})
 def revoke_key(key: str, services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
-    authority.require("keys:admin")
+    services.authorizer.authorize(authority, "keys.admin", {"kind": "api_key", "tenant": authority.tenant})
     return services.api_keys.revoke(key, tenant=authority.tenant).to_dict()

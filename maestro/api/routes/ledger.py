@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 @router.get("/head")
 def ledger_head(services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any] | None:
     """The newest signed tree head (``null`` when the ledger is empty)."""
-    authority.require("ledger:read")
+    services.authorizer.authorize(authority, "ledger.read", {"kind": "ledger", "tenant": authority.tenant})
     head = services.ledger.head()
     return head.to_dict() if head is not None else None
 
@@ -22,5 +22,5 @@ def ledger_head(services: ServicesDep, authority: CurrentAuthority) -> dict[str,
 @router.get("/verify")
 def ledger_verify(services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
     """``{"ok", "entries", "first_bad_index", "head"}`` over the whole ledger."""
-    authority.require("ledger:read")
+    services.authorizer.authorize(authority, "ledger.read", {"kind": "ledger", "tenant": authority.tenant})
     return services.ledger.verify().to_dict()
