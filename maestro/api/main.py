@@ -30,6 +30,7 @@ def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAP
         try:
             yield
         finally:
+            services.router.close()  # write what is still queued before the process goes
             services.engine.dispose()
 
     app = FastAPI(title="Maestro", version=__version__, lifespan=lifespan)

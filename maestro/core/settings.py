@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="How stale the router's view of remaining budgets may be (0: none)."
     )
 
+    write_behind: bool = Field(
+        default=True,
+        description="Write settlements, decisions and ledger entries in background batches "
+        "(the reservation before a call is always synchronous).",
+    )
+
     max_prompt_bytes: int = Field(default=1_000_000, gt=0)
     max_messages: int = Field(default=2_048, gt=0)
     max_tokens_limit: int = Field(default=32_768, gt=0)

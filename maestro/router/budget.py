@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -396,6 +396,36 @@ class BudgetStore:
             if row is None:
                 return
             tx.execute(_UNHOLD, {**_pair(row.tenant, row.principal, row.period), "k_held": row.reserved_nano})
+
+    def reap_stale(self, *, older_than: timedelta) -> list[Reservation]:
+        """Charge reservations left ``reserved`` for longer than ``older_than`` at their reserved maximum.
+
+        A process that died between its model call and the settlement leaves such a reservation; the
+        provider may have charged for the call, so it is settled (flagged as estimated) at the most the
+        call could have cost rather than released. Returns what was charged.
+        """
+        cutoff = self._clock() - older_than
+        res = budget_reservations.c
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(res.id, res.tenant, res.principal, res.period, res.reserved_nano).where(
+                    res.status == "reserved", res.created_at < cutoff
+                )
+            ).all()
+        reaped = []
+        for row in rows:
+            reservation = Reservation(
+                id=row.id,
+                tenant=row.tenant,
+                principal=row.principal,
+                period=row.period,
+                amount_nano=row.reserved_nano,
+            )
+            self.settle(reservation, actual_nano=row.reserved_nano, estimated=True)
+            reaped.append(reservation)
+        if reaped:
+            logger.warning("charged %d stale reservation(s) at their reserved maximum", len(reaped))
+        return reaped
 
     def events(self, *, scope_kind: str | None = None, scope_id: str | None = None) -> list[BudgetEvent]:
         """Alerts recorded so far, oldest first, optionally for one scope kind and/or scope id."""

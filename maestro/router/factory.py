@@ -42,6 +42,7 @@ def limits_from(settings: Settings) -> RouterLimits:
         deadline_s=settings.request_deadline_s,
         max_fallbacks=settings.max_fallbacks,
         budget_view_s=settings.budget_view_s,
+        write_behind=settings.write_behind,
     )
 
 

@@ -42,6 +42,7 @@ from maestro.router.decisions import DecisionLog, Outcome
 from maestro.router.health import HealthTracker
 from maestro.router.policy import Decision, RouteContext, RouteRequest, decide, require_chosen
 from maestro.router.privacy import NO_PII, PrivacyFilter, PrivacyPlan
+from maestro.router.settlement import Settlement, SettlementWriter, write_settlements
 from maestro.router.types import Chunk, Completion, LLMClient, ModelCall, Usage
 from maestro.router.weights import Weights
 
@@ -59,11 +60,13 @@ class RouterLimits:
     deadline_s: float = 120.0
     max_fallbacks: int = 3
     budget_view_s: float = 1.0
+    write_behind: bool = True
 
 
 @dataclass(frozen=True)
 class RoutedCompletion:
-    """A finished routed call."""
+    """A finished routed call. ``budget_events`` is filled only when settlement is synchronous
+    (``write_behind=False``); with write-behind the budget store logs the alerts when it writes them."""
 
     text: str
     model: str
@@ -133,6 +136,7 @@ class ModelRouter:
         self._environ = environ
         self._observer = observer
         self._privacy = privacy
+        self._writer = SettlementWriter(budgets, decisions) if self.limits.write_behind else None
         self._budget_view = RemainingBudgetView(budgets, ttl_s=self.limits.budget_view_s)
 
     # -- deciding -------------------------------------------------------------------------------
@@ -430,9 +434,12 @@ class ModelRouter:
             latency_ms=_ms(started),
             pii=privacy.record(),
         )
-        with self.budgets.engine.begin() as conn:  # settle and record the outcome together
-            events = self.budgets.settle(reservation, actual_nano=cost_nano, estimated=estimated, conn=conn)
-            self.decisions.record(decision, status=outcome.status, outcome=outcome, conn=conn)
+        settlement = Settlement(reservation=reservation, decision=decision, outcome=outcome)
+        events: list[BudgetEvent] = []
+        if self._writer is not None:
+            self._writer.submit(settlement)  # written in a batch, off the caller's path
+        else:
+            events = write_settlements(self.budgets, self.decisions, [settlement])
         self._budget_view.adjust(decision.tenant, decision.principal, reservation.amount_nano - cost_nano)
         self._observe(decision, outcome)
         return RoutedCompletion(
@@ -485,6 +492,16 @@ class ModelRouter:
         self._budget_view.adjust(decision.tenant, decision.principal, reservation.amount_nano)
         self._observe(decision, outcome)
         raise error
+
+    def flush(self) -> None:
+        """Wait until every finished call's settlement, decision and ledger entry is written."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and stop background writing (the CLI and the server call this on the way out)."""
+        if self._writer is not None:
+            self._writer.close()
 
     def _observe(self, decision: Decision, outcome: Outcome) -> None:
         if self._observer is not None:

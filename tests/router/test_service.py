@@ -46,7 +46,10 @@ def req(prompt: str = "Say hello", **kw: Any) -> RouteRequest:
 
 
 def run(router: ModelRouter, request: RouteRequest) -> RoutedCompletion:
-    return asyncio.run(router.complete(request))
+    try:
+        return asyncio.run(router.complete(request))
+    finally:
+        router.flush()  # settlements are written in the background
 
 
 def decision_row(router: ModelRouter, decision_id: str) -> dict[str, Any]:
@@ -309,6 +312,7 @@ def test_streaming_yields_deltas_and_costs_reported_usage(make_router: RouterFac
         return deltas, result
 
     deltas, result = asyncio.run(collect())
+    router.flush()
     assert deltas == ["one", " two", " three", " four"]
     assert result.text == "one two three four"
     assert not result.usage_estimated
@@ -328,6 +332,7 @@ def test_streaming_without_usage_is_charged_a_flagged_conservative_estimate(
         raise AssertionError("no end event")
 
     result = asyncio.run(collect())
+    router.flush()
     assert result.usage_estimated
     assert result.cost_usd > 0
     assert result.usage.completion_tokens >= count_tokens(text)  # never below a real tokenizer's count
@@ -375,13 +380,35 @@ def test_function_llm_sees_messages_and_call(make_router: RouterFactory) -> None
     assert seen[0].max_tokens == 50 and seen[0].deployment.name == "cheap"
 
 
-def test_budget_events_at_80_and_100_percent(make_router: RouterFactory) -> None:
+@pytest.mark.parametrize("write_behind", [True, False])
+def test_budget_events_at_80_and_100_percent(make_router: RouterFactory, write_behind: bool) -> None:
     big = Usage(prompt_tokens=1000, completion_tokens=0)  # $0.0001 on cheap
     llm = ScriptedLLM([Completion(text="x", model="cheap", usage=big)] * 10)
-    router = make_router(llm)
+    router = make_router(llm, write_behind=write_behind)
     router.budgets.set_limit("tenant", "acme", 0.001)
-    events = []
+    returned = []
     for _ in range(8):
-        events += run(router, req("hi", max_tokens=10)).budget_events
-    assert [(e.scope_kind, e.threshold_pct) for e in events] == [("tenant", 80)]
-    assert from_nano(events[0].used_nano) == pytest.approx(0.0008)
+        returned += run(router, req("hi", max_tokens=10)).budget_events
+    stored = router.budgets.events(scope_kind="tenant")
+    assert [(e.scope_kind, e.threshold_pct) for e in stored] == [("tenant", 80)]
+    assert from_nano(stored[0].used_nano) == pytest.approx(0.0008)
+    # synchronous settlement hands the events to the caller too; write-behind only stores and logs them
+    assert returned == (stored if not write_behind else [])
+
+
+def test_write_behind_batches_settlements_and_flush_makes_them_visible(make_router: RouterFactory) -> None:
+    usage = Usage(prompt_tokens=100, completion_tokens=10)
+    router = make_router(ScriptedLLM([Completion(text="x", model="cheap", usage=usage)] * 30))
+
+    async def many() -> list[RoutedCompletion]:
+        return list(await asyncio.gather(*(router.complete(req(f"q{i}")) for i in range(30))))
+
+    results = asyncio.run(many())
+    router.flush()
+    status = router.budgets.status("tenant", "acme")
+    assert status.reserved_usd == 0
+    assert status.spent_usd == pytest.approx(sum(r.cost_usd for r in results))
+    recorded = {d["id"] for d in router.decisions.list(tenant="acme", limit=100)}
+    assert recorded == {r.decision.id for r in results}
+    router.close()
+    router.close()  # idempotent

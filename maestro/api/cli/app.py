@@ -183,7 +183,10 @@ def ask(
         request = _request(
             settings, prompt, task=task, tenant=tenant, model=model, reason=reason, max_tokens=max_tokens
         )
-        result = asyncio.run(_stream_answer(router, request, echo=not as_json))
+        try:
+            result = asyncio.run(_stream_answer(router, request, echo=not as_json))
+        finally:
+            router.close()
     if as_json:
         emit_json(result)
     else:
@@ -286,6 +289,31 @@ def budget_show(
         if principal:
             statuses.append(budgets.status("principal", principal_scope(tenant_id, principal)))
     _print_status(statuses, as_json=as_json)
+
+
+@budget_app.command("reap")
+def budget_reap(
+    older_than: Annotated[float, typer.Option(help="Minutes a reservation may stay unsettled.")] = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Charge reservations left by crashed processes at their reserved maximum (recorded in the ledger)."""
+    from datetime import timedelta
+
+    settings = _settings()
+    with reported(as_json=as_json):
+        services = _services(settings)
+        reaped = services.router.budgets.reap_stale(older_than=timedelta(minutes=older_than))
+        for r in reaped:
+            services.ledger.append(
+                "budget.reaped",
+                {"reservation_id": r.id, "charged_nano": r.amount_nano, "principal": r.principal},
+                tenant=r.tenant,
+            )
+    rows = [{"reservation_id": r.id, "tenant": r.tenant, "charged_usd": r.amount_nano / 1e9} for r in reaped]
+    if as_json:
+        emit_json({"reaped": rows})
+    else:
+        err_console.print(f"charged {len(rows)} stale reservation(s) at their reserved maximum")
 
 
 def _print_status(statuses: Sequence[Any], *, as_json: bool) -> None:

@@ -17,6 +17,7 @@ def list_decisions(
 ) -> dict[str, Any]:
     """Newest first, this tenant only."""
     services.authorizer.authorize(authority, "runs.read", {"kind": "decision", "tenant": authority.tenant})
+    services.router.flush()  # include calls that finished a moment ago
     return {"decisions": services.router.decisions.list(tenant=authority.tenant, limit=limit)}
 
 
@@ -26,4 +27,5 @@ def get_decision(decision_id: str, services: ServicesDep, authority: CurrentAuth
     services.authorizer.authorize(
         authority, "runs.read", {"kind": "decision", "tenant": authority.tenant, "id": decision_id}
     )
+    services.router.flush()
     return services.router.decisions.get(decision_id, tenant=authority.tenant)

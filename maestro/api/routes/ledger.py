@@ -15,6 +15,7 @@ router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 def ledger_head(services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any] | None:
     """The newest signed tree head (``null`` when the ledger is empty)."""
     services.authorizer.authorize(authority, "ledger.read", {"kind": "ledger", "tenant": authority.tenant})
+    services.router.flush()
     head = services.ledger.head()
     return head.to_dict() if head is not None else None
 
@@ -23,4 +24,5 @@ def ledger_head(services: ServicesDep, authority: CurrentAuthority) -> dict[str,
 def ledger_verify(services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
     """``{"ok", "entries", "first_bad_index", "head"}`` over the whole ledger."""
     services.authorizer.authorize(authority, "ledger.read", {"kind": "ledger", "tenant": authority.tenant})
+    services.router.flush()
     return services.ledger.verify().to_dict()
