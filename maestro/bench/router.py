@@ -65,7 +65,11 @@ def bench_router(settings: Settings, *, quick: bool = False) -> BenchReport:
         router = build_router(isolated, engine=engine, environ={}, ledger=ledger)
         report = BenchReport("router")
         _decision(router, report, rounds * 5)
-        asyncio.run(_end_to_end(router, report, rounds))
+        try:
+            asyncio.run(_end_to_end(router, report, rounds))
+        finally:
+            router.close()
+            engine.dispose()
         _local_model(settings, report, max_tokens=32 if quick else 128)
     return report
 
