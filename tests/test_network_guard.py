@@ -1,4 +1,4 @@
-"""The suite's network guard really blocks non-loopback connections (so "no telemetry" tests mean something)."""
+"""The suite's network guard really blocks non-loopback connections ("no telemetry" tests rely on it)."""
 
 from __future__ import annotations
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 
 from maestro.api.metrics import Metrics
@@ -18,8 +21,10 @@ from maestro.core.policy import build_policy_engine
 from maestro.core.principals import PrincipalStore
 from maestro.core.settings import Settings
 from maestro.router.factory import build_router, open_state_db
+from maestro.router.privacy import PrivacyFilter
 from maestro.router.service import ModelRouter
 from maestro.router.types import LLMClient
+from maestro.tools.pii import PIIGuard, PIIPromptGuard
 
 
 @dataclass
@@ -29,6 +34,7 @@ class Services:
     settings: Settings
     engine: Engine
     router: ModelRouter
+    pii: PIIGuard
     principals: PrincipalStore
     api_keys: ApiKeyStore
     authenticator: Authenticator
@@ -48,13 +54,20 @@ def build_services(
     """Open (and migrate) the state DB and wire the router, stores and authenticator to it."""
     engine = engine if engine is not None else open_state_db(settings)
     api_keys = ApiKeyStore(engine)
-    ledger = Ledger(engine, load_signing_key(settings))
+    signing_key = load_signing_key(settings)
+    pii_key = _derived_key(signing_key, b"maestro-pii-hash")
+    guard = PIIGuard(hash_key=pii_key)  # spaCy loads on the first scan, not here
+    # Ledger strings are ids and short labels: the patterns-only guard keeps secrets and contact data out
+    # of the evidence without paying for NER on every append.
+    ledger_guard = PIIGuard(hash_key=pii_key, ner=False)
+    ledger = Ledger(engine, signing_key, redact=lambda text: ledger_guard.redact(text, "hash").text)
     router = build_router(
         settings,
         engine=engine,
         client=client,
         observer=metrics.observe_outcome if metrics is not None else None,
         ledger=ledger,
+        privacy=PrivacyFilter(PIIPromptGuard(guard), mode=settings.pii_mode),
     )
 
     def record(kind: str, payload: dict[str, Any]) -> None:
@@ -66,6 +79,7 @@ def build_services(
         settings=settings,
         engine=engine,
         router=router,
+        pii=guard,
         principals=PrincipalStore(engine),
         api_keys=api_keys,
         authenticator=Authenticator(api_keys, OIDCVerifier.from_settings(settings)),
@@ -74,3 +88,11 @@ def build_services(
         approvals=ApprovalStore(engine, authorizer=authorizer, record=record),
         metrics=metrics,
     )
+
+
+def _derived_key(signing_key: Ed25519PrivateKey, purpose: bytes) -> bytes:
+    """A per-purpose secret derived from the deployment's ledger key (stable across processes)."""
+    raw = signing_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return hashlib.sha256(purpose + b"\0" + raw).digest()

@@ -11,7 +11,7 @@ from maestro.bench.report import BenchReport
 from maestro.core.errors import InvalidRequest
 from maestro.core.settings import Settings
 
-BENCHES = ("router",)
+BENCHES = ("router", "pii")
 
 __all__ = ["BENCHES", "BenchReport", "run_bench"]
 
@@ -22,4 +22,8 @@ def run_bench(name: str, *, settings: Settings, quick: bool = False) -> dict[str
         from maestro.bench.router import bench_router
 
         return bench_router(settings, quick=quick).to_dict()
+    if name == "pii":
+        from maestro.bench.pii import bench_pii
+
+        return bench_pii(settings, quick=quick).to_dict()
     raise InvalidRequest(f"unknown benchmark '{name}': choose one of {', '.join(BENCHES)}")

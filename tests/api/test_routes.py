@@ -204,3 +204,15 @@ def test_approvals_are_granted_once_by_an_approver_of_the_same_tenant(client: Te
     assert again.status_code == 409
     kinds = [e.kind for e in services.ledger.entries()]
     assert "approval.requested" in kinds and "approval.granted" in kinds
+
+
+def test_pii_in_free_text_never_enters_the_ledger(client: TestClient) -> None:
+    admin = key_for(client, "acme", "root", ["admin"])
+    reason = "customer bob.jones@example.com asked; token ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    body = chat(model="local/smollm2-135m", override_reason=reason)
+    assert client.post("/v1/chat/completions", json=body, headers=auth(admin)).status_code == 200
+    assert client.get("/v1/ledger/verify", headers=auth(admin)).json()["ok"] is True
+    ledger = client.app.state.services.ledger  # type: ignore[attr-defined]
+    stored = json.dumps([e.payload for e in ledger.entries()])
+    assert "bob.jones@example.com" not in stored and "a1B2c3D4e5F6" not in stored
+    assert "<EMAIL_ADDRESS:" in stored

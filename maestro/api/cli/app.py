@@ -32,6 +32,8 @@ app = typer.Typer(
 route_app = typer.Typer(help="Routing decisions.", no_args_is_help=True)
 budget_app = typer.Typer(help="Monthly budgets per tenant and principal.", no_args_is_help=True)
 db_app = typer.Typer(help="The state database.", no_args_is_help=True)
+pii_app = typer.Typer(help="PII and secrets.", no_args_is_help=True)
+app.add_typer(pii_app, name="pii")
 keys_app = typer.Typer(help="API keys (hashed at rest; the key is shown once).", no_args_is_help=True)
 ledger_app = typer.Typer(help="The tamper-evident ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
@@ -406,6 +408,31 @@ def keys_revoke(
         emit_json(info.to_dict())
     else:
         err_console.print(f"revoked {info.display}")
+
+
+@pii_app.command("scan")
+def pii_scan(
+    redact: Annotated[bool, typer.Option("--redact", help="Print the redacted text (human output).")] = False,
+    mode: Annotated[str, typer.Option(help="redact, mask, hash or pseudonymize.")] = "redact",
+    fast: Annotated[bool, typer.Option(help="Patterns only, no NER model (faster, fewer names).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Scan stdin for PII and secrets: {"entities": [{type, start, end, score}], "redacted": str}."""
+    from maestro.tools.pii import PIIGuard
+
+    text = _read_stdin_prompt()
+    with reported(as_json=as_json):
+        result = PIIGuard(ner=not fast).redact(text, mode)  # type: ignore[arg-type]
+    document = {"entities": [f.to_dict() for f in result.findings], "redacted": result.text}
+    if as_json:
+        emit_json(document)
+        return
+    if redact:
+        write_text(result.text)
+    for f in result.findings:
+        err_console.print(f"{f.type:<24} {f.start:>6}-{f.end:<6} score {f.score:.2f}", highlight=False)
+    if not result.findings:
+        err_console.print("no PII found")
 
 
 @ledger_app.command("verify")

@@ -9,6 +9,7 @@ only. Importing this package loads nothing: the spaCy model loads on a guard's f
 from maestro.tools.pii.entities import ALL_ENTITIES, DEFAULT_ENTITIES, PII_ENTITIES, SECRET_ENTITIES
 from maestro.tools.pii.guard import Finding, PIIGuard, Redaction, RedactionMode
 from maestro.tools.pii.normalize import NormalizedText, normalize
+from maestro.tools.pii.prompt import PIIPromptGuard
 from maestro.tools.pii.secrets import find_secrets
 from maestro.tools.pii.vault import Vault
 
@@ -20,6 +21,7 @@ __all__ = [
     "Finding",
     "NormalizedText",
     "PIIGuard",
+    "PIIPromptGuard",
     "Redaction",
     "RedactionMode",
     "Vault",
