@@ -104,6 +104,7 @@ def serve(
     from maestro.api.main import create_app
 
     settings = _settings()
+    _configure_logging(settings.log_level)
     with reported(as_json=False):
         application = create_app(settings)
     uvicorn.run(
@@ -111,7 +112,18 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers propagate to the root handler, which redacts PII
     )
+
+
+def _configure_logging(level: str) -> None:
+    """Log to stderr through the PII redaction filter (RELIABILITY #31)."""
+    import logging
+
+    from maestro.tools.pii.logredact import install_log_redaction
+
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
 
 
 @app.command()
