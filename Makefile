@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 PIP := $(BIN)/python -m pip
 
-.PHONY: setup run test lint typecheck imports unit services bench clean
+.PHONY: setup run test lint typecheck imports unit services bench lock clean
 
 setup: $(STAMP) ## Install everything into .venv from the pinned constraints (idempotent)
 
@@ -38,6 +38,10 @@ test: setup services lint typecheck imports unit ## Everything CI runs
 
 bench: setup ## Run the benchmarks
 	$(BIN)/maestro bench router
+
+lock: ## Re-pin constraints.txt from what .venv has (local wheel paths become plain pins)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^maestro' \
+	  | sed -E 's|^([A-Za-z0-9_.-]+) @ file://.*/[A-Za-z0-9_.]+-([0-9][^-]*)-.*\.whl.*|\1==\2|' > constraints.txt
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -19,6 +19,10 @@ PY="$VENV/bin/python"
 # on), once per machine, into a wheel cache keyed by the flags; pip's own wheel cache ignores CMAKE_ARGS,
 # so it is bypassed for this one package.
 LLAMA_VERSION=$(grep -i '^llama[-_]cpp[-_]python==' constraints.txt | cut -d= -f3)
+if [ -z "$LLAMA_VERSION" ]; then
+  echo "setup: constraints.txt must pin llama_cpp_python==<version> (see 'make lock')" >&2
+  exit 1
+fi
 LLAMA_FLAGS="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 WHEELS=${MAESTRO_WHEEL_CACHE:-$HOME/.cache/maestro-wheels}/llama-portable-v1
 if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama_cpp_python') != '$LLAMA_VERSION')" 2>/dev/null \
