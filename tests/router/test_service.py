@@ -412,3 +412,31 @@ def test_write_behind_batches_settlements_and_flush_makes_them_visible(make_rout
     assert recorded == {r.decision.id for r in results}
     router.close()
     router.close()  # idempotent
+
+
+def test_fifty_concurrent_requests_cannot_overspend(make_router: RouterFactory) -> None:
+    """RELIABILITY #20 at the router: reservations are atomic, so only what the budget covers runs."""
+    usage = Usage(prompt_tokens=5, completion_tokens=50)  # a provider reporting the full max_tokens
+    llm = ScriptedLLM([Completion(text="x", model="pricey", usage=usage)] * 50, latency_s=0.02)
+    router = make_router(llm)
+    override = {"model": "pricey", "scopes": frozenset({"router:override"}), "override_reason": "bench"}
+    router.budgets.set_limit("tenant", "acme", 0.01)
+    # each call may cost up to ~$0.0015 on pricey (7 prompt tokens + 50 max tokens): 6 fit in $0.01
+    request = req("hi", max_tokens=50, **override)
+    max_cost = router.decide(request).candidate("pricey").est_cost_usd
+
+    async def burst() -> list[RoutedCompletion | BaseException]:
+        return list(
+            await asyncio.gather(*(router.complete(request) for _ in range(50)), return_exceptions=True)
+        )
+
+    outcomes = asyncio.run(burst())
+    router.flush()
+    succeeded = [o for o in outcomes if isinstance(o, RoutedCompletion)]
+    refused = [o for o in outcomes if isinstance(o, BudgetExceeded | NoEligibleModel)]
+    assert len(succeeded) + len(refused) == 50
+    assert len(succeeded) == int(0.01 // max_cost)
+    status = router.budgets.status("tenant", "acme")
+    assert status.spent_usd == pytest.approx(sum(o.cost_usd for o in succeeded))  # recorded = reported usage
+    assert status.spent_usd <= 0.01 + max_cost
+    assert len(llm.history) == len(succeeded)
