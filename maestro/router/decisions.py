@@ -68,41 +68,20 @@ class DecisionLog:
     ) -> None:
         """Insert a decision once it is final: ``explained`` (dry run), ``refused``, or with its outcome."""
         done = outcome or Outcome(status=status, model_used=None, attempts=[])
-        row = {
-            "id": decision.id,
-            "created_at": utcnow(),
-            "tenant": decision.tenant,
-            "principal": decision.principal,
-            "task": decision.task,
-            "chosen": decision.chosen,
-            "fallbacks": list(decision.fallbacks),
-            "candidates": [c.to_dict() for c in decision.candidates],
-            "policy_version": decision.policy_version,
-            "weights_version": decision.weights_version,
-            "override": decision.override,
-            "prompt_sha256": decision.prompt_sha256,
-            "prompt_tokens_est": decision.prompt_tokens_est,
-            "max_tokens": decision.max_tokens,
-            "status": done.status,
-            "model_used": done.model_used,
-            "attempts": done.attempts,
-            "prompt_tokens": done.prompt_tokens,
-            "completion_tokens": done.completion_tokens,
-            "cost_nano": done.cost_nano,
-            "usage_estimated": done.usage_estimated,
-            "latency_ms": done.latency_ms,
-            "error_code": done.error_code,
-            "pii": done.pii,
-            "finished_at": utcnow() if outcome is not None else None,
-        }
+        self.record_many([(decision, done, outcome is not None)], conn=conn)
+
+    def record_many(
+        self, items: list[tuple[Decision, Outcome, bool]], *, conn: Connection | None = None
+    ) -> None:
+        """Insert ``(decision, outcome, finished)`` rows in one statement; their evidence under one head."""
+        rows = [_row(decision, outcome, finished=finished) for decision, outcome, finished in items]
+        if not rows:
+            return
         with self._transaction(conn) as tx:
-            tx.execute(_INSERT, row)
-            if self._ledger is not None:  # the evidence commits with the record, or neither does
-                self._ledger.append(
-                    "router.decision",
-                    _evidence(row),
-                    tenant=decision.tenant,
-                    actor=decision.principal,
+            tx.execute(_INSERT, rows)
+            if self._ledger is not None:  # the evidence commits with the records, or neither does
+                self._ledger.append_many(
+                    [("router.decision", _evidence(row), row["tenant"], row["principal"]) for row in rows],
                     conn=tx,
                 )
 
@@ -144,6 +123,37 @@ _EVIDENCE_FIELDS = (
     "error_code",
     "pii",
 )
+
+
+def _row(decision: Decision, done: Outcome, *, finished: bool) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "id": decision.id,
+        "created_at": now,
+        "tenant": decision.tenant,
+        "principal": decision.principal,
+        "task": decision.task,
+        "chosen": decision.chosen,
+        "fallbacks": list(decision.fallbacks),
+        "candidates": [c.to_dict() for c in decision.candidates],
+        "policy_version": decision.policy_version,
+        "weights_version": decision.weights_version,
+        "override": decision.override,
+        "prompt_sha256": decision.prompt_sha256,
+        "prompt_tokens_est": decision.prompt_tokens_est,
+        "max_tokens": decision.max_tokens,
+        "status": done.status,
+        "model_used": done.model_used,
+        "attempts": done.attempts,
+        "prompt_tokens": done.prompt_tokens,
+        "completion_tokens": done.completion_tokens,
+        "cost_nano": done.cost_nano,
+        "usage_estimated": done.usage_estimated,
+        "latency_ms": done.latency_ms,
+        "error_code": done.error_code,
+        "pii": done.pii,
+        "finished_at": now if finished else None,
+    }
 
 
 def _evidence(row: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,14 @@ class Settlement:
 EventSink = Callable[[list[BudgetEvent]], None]
 
 
+class _Marker:
+    """Queue control items: flush now, or stop."""
+
+
+_FLUSH = _Marker()
+_STOP = _Marker()
+
+
 def write_settlements(
     budgets: BudgetStore, decisions: DecisionLog, batch: list[Settlement]
 ) -> list[BudgetEvent]:
@@ -58,7 +66,7 @@ def write_settlements(
                 estimated=item.outcome.usage_estimated,
                 conn=conn,
             )
-            decisions.record(item.decision, status=item.outcome.status, outcome=item.outcome, conn=conn)
+        decisions.record_many([(item.decision, item.outcome, True) for item in batch], conn=conn)
     return events
 
 
@@ -72,12 +80,14 @@ class SettlementWriter:
         *,
         on_events: EventSink | None = None,
         max_batch: int = 256,
+        linger_s: float = 0.02,
     ) -> None:
         self._budgets = budgets
         self._decisions = decisions
         self._on_events = on_events
         self._max_batch = max_batch
-        self._queue: queue.Queue[Settlement | None] = queue.Queue()
+        self._linger_s = linger_s
+        self._queue: queue.Queue[Settlement | _Marker] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
@@ -91,6 +101,7 @@ class SettlementWriter:
     def flush(self) -> None:
         """Block until every submitted settlement is written (or given up after retries and logged)."""
         if self._thread is not None:
+            self._queue.put(_FLUSH)  # ends the current linger: write now
             self._queue.join()
 
     def close(self) -> None:
@@ -101,7 +112,7 @@ class SettlementWriter:
             self._closed = True
             thread = self._thread
         if thread is not None:
-            self._queue.put(None)
+            self._queue.put(_STOP)
             thread.join()
 
     def _ensure_started(self) -> None:
@@ -117,27 +128,38 @@ class SettlementWriter:
     def _run(self) -> None:
         while True:
             first = self._queue.get()
-            if first is None:
+            if first is _FLUSH:
+                self._queue.task_done()
+                continue
+            if first is _STOP:
                 self._queue.task_done()
                 return
-            batch = [first]
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+            assert isinstance(first, Settlement)
+            batch, markers, stop = self._collect(first)
             try:
                 self._write(batch)
             finally:
-                for _ in range(len(batch) + (1 if stop else 0)):
+                for _ in range(len(batch) + markers):
                     self._queue.task_done()
             if stop:
                 return
+
+    def _collect(self, first: Settlement) -> tuple[list[Settlement], int, bool]:
+        """Gather more settlements for up to ``linger_s`` (fewer, larger transactions and ledger heads)."""
+        batch = [first]
+        markers = 0
+        deadline = time.monotonic() + self._linger_s
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if isinstance(item, Settlement):
+                batch.append(item)
+                continue
+            markers += 1
+            return batch, markers, item is _STOP
+        return batch, markers, False
 
     def _write(self, batch: list[Settlement]) -> None:
         for attempt in range(1, _RETRIES + 1):

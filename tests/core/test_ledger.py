@@ -691,3 +691,25 @@ def test_heads_signed_by_a_rotated_key_verify_with_verify_keys(sqlite_engine: En
     bundle = trusting.bundle()
     assert set(bundle["public_keys"]) == {key_id(KEY.public_key()), key_id(OTHER_KEY.public_key())}
     assert verify_bundle(bundle).ok
+
+
+def test_append_many_signs_one_head_per_batch_and_verifies(engine: Engine) -> None:
+    ledger = make_ledger(engine)
+    ledger.append("single", {"n": 0})
+    batch = [("batch", {"n": i}, "acme", "alice") for i in range(1, 6)]
+    entries = ledger.append_many(batch)
+    assert [e.idx for e in entries] == [1, 2, 3, 4, 5]
+    ledger.append("single", {"n": 6})
+    assert ledger.append_many([]) == []
+    with engine.connect() as conn:
+        sizes = [r[0] for r in conn.execute(sa.text("SELECT tree_size FROM ledger_heads ORDER BY tree_size"))]
+    assert sizes == [1, 6, 7]
+    report = ledger.verify()
+    assert report.ok and report.entries == 7
+    assert verify_bundle(ledger.bundle()).ok
+    with engine.begin() as conn:
+        update_entry(conn, 3, payload=flip(row(conn, 3)["payload"]))
+    tampered = ledger.verify()
+    # the head over the batch no longer matches, so everything after the last good head (size 1) is
+    # suspect: with batched heads the first bad index is reported at batch granularity
+    assert not tampered.ok and tampered.first_bad_index is not None and 1 <= tampered.first_bad_index <= 3

@@ -140,25 +140,54 @@ class Ledger:
         with self._engine.begin() as own:
             return self._append(own, kind, payload_json, tenant, actor)
 
+    def append_many(
+        self,
+        items: Sequence[tuple[str, Mapping[str, Any], str | None, str | None]],
+        *,
+        conn: Connection | None = None,
+    ) -> list[LedgerEntry]:
+        """Append several ``(kind, payload, tenant, actor)`` entries under one signed head.
+
+        One lock, one head read, one head signature for the whole batch: what a batching writer (the
+        router's settlement writer) uses. Same checks and guarantees as :meth:`append`.
+        """
+        if not items:
+            return []
+        prepared = []
+        for kind, payload, tenant, actor in items:
+            check_name("kind", kind, MAX_KIND, required=True)
+            check_name("tenant", tenant, MAX_NAME)
+            check_name("actor", actor, MAX_NAME)
+            prepared.append((kind, clean_payload(payload, self._redact), tenant, actor))
+        if conn is not None:
+            return self._append_batch(conn, prepared)
+        with self._engine.begin() as own:
+            return self._append_batch(own, prepared)
+
     def _append(
         self, conn: Connection, kind: str, payload_json: str, tenant: str | None, actor: str | None
     ) -> LedgerEntry:
+        return self._append_batch(conn, [(kind, payload_json, tenant, actor)])[0]
+
+    def _append_batch(
+        self, conn: Connection, batch: Sequence[tuple[str, str, str | None, str | None]]
+    ) -> list[LedgerEntry]:
         if conn.dialect.name == "postgresql":
             conn.execute(_PG_LOCK)
         frontier = _frontier_of(conn.execute(_NEWEST_FRONTIER).first())
-        idx = frontier.size
+        first = frontier.size
         now = to_utc(self._clock())
-        data = entry_bytes(
-            idx=idx, created_at=iso_utc(now), kind=kind, tenant=tenant, actor=actor, payload_json=payload_json
-        )
-        leaf = leaf_hash(data).hex()
-        frontier.append(bytes.fromhex(leaf))
-        head = sign_head(
-            self._key, self._key_id, tree_size=idx + 1, root_hash=frontier.root().hex(), signed_at=now
-        )
-        try:
-            conn.execute(
-                _INSERT_ENTRY,
+        created = iso_utc(now)
+        rows = []
+        entries = []
+        for offset, (kind, payload_json, tenant, actor) in enumerate(batch):
+            idx = first + offset
+            data = entry_bytes(
+                idx=idx, created_at=created, kind=kind, tenant=tenant, actor=actor, payload_json=payload_json
+            )
+            leaf = leaf_hash(data)
+            frontier.append(leaf)
+            rows.append(
                 {
                     "idx": idx,
                     "created_at": now,
@@ -166,9 +195,15 @@ class Ledger:
                     "tenant": tenant,
                     "actor": actor,
                     "payload": payload_json,
-                    "leaf_hash": leaf,
-                },
+                    "leaf_hash": leaf.hex(),
+                }
             )
+            entries.append(LedgerEntry(idx, now, kind, tenant, actor, json.loads(payload_json), leaf.hex()))
+        head = sign_head(
+            self._key, self._key_id, tree_size=frontier.size, root_hash=frontier.root().hex(), signed_at=now
+        )
+        try:
+            conn.execute(_INSERT_ENTRY, rows)
             conn.execute(
                 _INSERT_HEAD,
                 {
@@ -182,10 +217,10 @@ class Ledger:
             )
         except sa.exc.IntegrityError as exc:
             raise LedgerCorrupted(
-                f"ledger entry {idx} already exists although the newest signed head covers {idx} entries: "
-                "entries were added without a head; run `maestro ledger verify`"
+                f"ledger entry {first} already exists although the newest signed head covers {first} "
+                "entries: entries were added without a head; run `maestro ledger verify`"
             ) from exc
-        return LedgerEntry(idx, now, kind, tenant, actor, json.loads(payload_json), leaf)
+        return entries
 
     def head(self) -> SignedHead | None:
         """The newest signed head, or ``None`` while the ledger is empty."""
