@@ -11,6 +11,7 @@ and the local model's generation speed.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +47,15 @@ MESSAGES = [{"role": "user", "content": "Say hello in one short sentence."}]
 def bench_router(settings: Settings, *, quick: bool = False) -> BenchReport:
     """Run the benchmark in an isolated data dir; ``quick`` uses fewer iterations."""
     rounds = 60 if quick else 400
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)  # as `maestro serve` runs
+    try:
+        return _run(settings, rounds=rounds, quick=quick)
+    finally:
+        sys.setswitchinterval(previous_interval)
+
+
+def _run(settings: Settings, *, rounds: int, quick: bool) -> BenchReport:
     with tempfile.TemporaryDirectory(prefix="maestro-bench-") as tmp:
         root = Path(tmp)
         (root / "catalog.yaml").write_text(BENCH_CATALOG)
@@ -64,6 +74,7 @@ def bench_router(settings: Settings, *, quick: bool = False) -> BenchReport:
         ledger = Ledger(engine, load_signing_key(isolated))  # the production path: every decision is evidence
         router = build_router(isolated, engine=engine, environ={}, ledger=ledger)
         report = BenchReport("router")
+        report.metrics["gil_switch_interval_ms"] = settings.gil_switch_interval_ms
         _decision(router, report, rounds * 5)
         try:
             asyncio.run(_end_to_end(router, report, rounds))

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         "(the reservation before a call is always synchronous).",
     )
 
+    gil_switch_interval_ms: float = Field(
+        default=0.5,
+        gt=0,
+        description="CPython's thread switch interval in the server: short, so the settlement writer "
+        "thread never holds the event loop up for the default 5 ms.",
+    )
+
     max_prompt_bytes: int = Field(default=1_000_000, gt=0)
     max_messages: int = Field(default=2_048, gt=0)
     max_tokens_limit: int = Field(default=32_768, gt=0)

@@ -80,7 +80,7 @@ class SettlementWriter:
         *,
         on_events: EventSink | None = None,
         max_batch: int = 256,
-        linger_s: float = 0.02,
+        linger_s: float = 0.0,
     ) -> None:
         self._budgets = budgets
         self._decisions = decisions
@@ -145,7 +145,8 @@ class SettlementWriter:
                 return
 
     def _collect(self, first: Settlement) -> tuple[list[Settlement], int, bool]:
-        """Gather more settlements for up to ``linger_s`` (fewer, larger transactions and ledger heads)."""
+        """Gather what is already queued, waiting up to ``linger_s`` for more (default 0: timed waits
+        wake this thread often and cost the event loop more than larger batches save)."""
         batch = [first]
         markers = 0
         deadline = time.monotonic() + self._linger_s

@@ -106,6 +106,7 @@ def serve(
 
     settings = _settings()
     _configure_logging(settings.log_level)
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     with reported(as_json=False):
         application = create_app(settings)
     uvicorn.run(
