@@ -68,6 +68,17 @@ def reading(engine: Engine) -> Iterator[Connection]:
         yield conn.execution_options(**{_READ_ONLY: True})
 
 
+@contextmanager
+def transaction(engine: Engine, conn: Connection | None = None) -> Iterator[Connection]:
+    """``conn`` when the caller passes its transaction (so several stores' writes commit together),
+    else a new transaction on ``engine``."""
+    if conn is not None:
+        yield conn
+        return
+    with engine.begin() as own:
+        yield own
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (idempotent, safe to run on every start)."""
     from alembic import command

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -30,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from maestro.core.clock import month_period, utcnow
-from maestro.core.db import reading
+from maestro.core.db import reading, transaction
 from maestro.core.errors import BudgetExceeded, ConfigurationError, InvalidRequest, NotFound
 from maestro.core.ids import new_id
 from maestro.core.schema import (
@@ -189,15 +188,6 @@ class BudgetStore:
     def engine(self) -> Engine:
         return self._engine
 
-    @contextmanager
-    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
-        """The caller's transaction when given (to group writes), else a new one."""
-        if conn is not None:
-            yield conn
-            return
-        with self._engine.begin() as own:
-            yield own
-
     def current_period(self) -> str:
         """The budget period (``YYYY-MM``, UTC) that reservations made now are charged to."""
         return month_period(self._clock())
@@ -290,7 +280,7 @@ class BudgetStore:
             id=new_id("res"), tenant=tenant, principal=principal, period=period, amount_nano=amount_nano
         )
         params = {**_pair(tenant, principal, period), "k_amount": amount_nano}
-        with self._transaction(conn) as tx:
+        with transaction(self._engine, conn) as tx:
             if not self._hold(tx, params):
                 # first use of a row this period, or too little left: undo any half hold, create the
                 # missing rows, try once more, then name the scope that is short
@@ -348,7 +338,7 @@ class BudgetStore:
         """
         _check_amount("actual_nano", actual_nano)
         closing = {"k_actual": actual_nano, "k_estimated": estimated}
-        with self._transaction(conn) as tx:
+        with transaction(self._engine, conn) as tx:
             row = self._close(tx, reservation, "reserved", _CLOSE_SETTLED, closing)
             late = row is None
             if late:
@@ -391,7 +381,7 @@ class BudgetStore:
 
         Releasing twice, or after settling, is a no-op.
         """
-        with self._transaction(conn) as tx:
+        with transaction(self._engine, conn) as tx:
             row = self._close(tx, reservation, "reserved", _CLOSE_RELEASED, {})
             if row is None:
                 return

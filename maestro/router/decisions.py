@@ -8,8 +8,6 @@ read from here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from maestro.core.clock import utcnow
-from maestro.core.db import reading
+from maestro.core.db import reading, transaction
 from maestro.core.errors import NotFound
 from maestro.core.ledger import Ledger
 from maestro.core.schema import decisions, from_nano
@@ -50,14 +48,6 @@ class DecisionLog:
         self._engine = engine
         self._ledger = ledger
 
-    @contextmanager
-    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
-        if conn is not None:
-            yield conn
-            return
-        with self._engine.begin() as own:
-            yield own
-
     def record(
         self,
         decision: Decision,
@@ -77,7 +67,7 @@ class DecisionLog:
         rows = [_row(decision, outcome, finished=finished) for decision, outcome, finished in items]
         if not rows:
             return
-        with self._transaction(conn) as tx:
+        with transaction(self._engine, conn) as tx:
             tx.execute(_INSERT, rows)
             if self._ledger is not None:  # the evidence commits with the records, or neither does
                 self._ledger.append_many(
