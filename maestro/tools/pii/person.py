@@ -1,8 +1,15 @@
 """Names of people: spaCy's PERSON entities, cleaned and completed with rules that hold for any text.
 
 The small English spaCy model finds about two thirds of the names in the benchmark and labels many others
-as ORG or GPE. These rules use no list of names; they recover names from what surrounds them and remove
-what cannot be a name (word lists in :mod:`maestro.tools.pii.person_words`):
+as ORG or GPE. These rules recover names from what surrounds them, from a gazetteer of given names and
+surnames (US Census 1990 lists, :mod:`maestro.tools.pii.names`), and remove what cannot be a name (word
+lists in :mod:`maestro.tools.pii.person_words`):
+
+* **Gazetteer**: a census given name followed by capitalised words (``Zoe Young``, even where spaCy says
+  ORG), a given name and a census surname, an unknown proper noun and a surname (not in a place); a lone
+  frequent given name tagged a proper noun (``Rebecca``); in lower-case text, a given name (and a surname
+  right after). Never a word that is also common English (``Will``, ``Grace``, ``Brown``), nor a word
+  glued into an email address, a handle or code (``rebecca.moore@``, ``get_name(``).
 
 * **Cues before a name**: honorifics (``Mr``, ``Dr.``), greetings and sign-offs (``Dear``, ``Regards,``),
   labels (``Name:``, ``my name is``, ``named``, ``called``), kinship (``my son``), ``I'm``/``this is``,
@@ -20,7 +27,9 @@ what cannot be a name (word lists in :mod:`maestro.tools.pii.person_words`):
 * **Removal**: lower-case spans in a text that is otherwise properly cased; digits, ``@`` or all-caps
   words inside; street names (a street word or a house number right after, ``rue``/``ul.``/``on`` right
   before); towns in addresses (``, CO``, ``, Denmark 56905`` right after); organisation suffixes (``Inc``,
-  ``GmbH``, ``Sons``); place prefixes (``St Georges``); a span crossing a line break is cut at the break.
+  ``GmbH``, ``Sons``); place prefixes (``St Georges``); a span crossing a line break is cut at the break;
+  single common nouns (``Salesperson``, ``User:``); firms named after partners (``Clark, Romero and Hall
+  Orchestra``).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from typing import Any
 
 from maestro.tools.pii import person_words as W
 from maestro.tools.pii.entities import Span
+from maestro.tools.pii.names import Gazetteer, fold, gazetteer
 
 __all__ = ["find_persons"]
 
@@ -253,6 +263,8 @@ def _plausible(text: str, start: int, end: int) -> bool:
     if len(value) < 2 or _BAD_CHARS.search(value) or not any(c.isalpha() for c in value):
         return False
     words = value.lower().replace(",", " ").split()
+    if len(words) == 1 and _common_noun(words[0], text[end : end + 1]):
+        return False
     if any(w in W.ORG_WORDS for w in words) or (words[0] in W.PLACE_PREFIXES and len(words) > 1):
         return False
     if any(w in W.ORG_SUFFIXES for w in value.replace(",", " ").split()):
@@ -269,6 +281,30 @@ def _plausible(text: str, start: int, end: int) -> bool:
         return False  # "Artilleros\n, CO" / "Springfield, IL 62701" / "Beder, Denmark 56905": a town
     before = text[max(0, start - 30) : start].split("\n")[-1].lower().replace(".", " ").split()
     return not (before and (before[-1] in W.STREET_BEFORE or before[-1].isdigit()))
+
+
+def _common_noun(word: str, after: str) -> bool:
+    """``Salesperson``, ``Cinematographer``, ``User:``: a single word that is a common noun, not a name."""
+    word = word.rstrip(".")
+    if gazetteer().is_name(word):
+        return False
+    return word.endswith(W.COMMON_SUFFIXES) or (after == ":" and word in W.FIELD_LABELS)
+
+
+_FIRM = re.compile(
+    r"(?<![\w-])[A-Z][^\W\d_]+(?:-[A-Z][^\W\d_]+)?(?:,\s*[A-Z][^\W\d_]+(?:-[A-Z][^\W\d_]+)?)+,?\s+(?:and|&)\s+"
+    r"[A-Z][^\W\d_]+(?:-[A-Z][^\W\d_]+)?[ \t]+([A-Z][\w.]*)"
+)
+
+
+def _firm_names(text: str) -> list[tuple[int, int]]:
+    """``Clark, Romero and Hall Orchestra``, ``Baker, Fox & Lee LLP``: surnames naming a firm."""
+    out: list[tuple[int, int]] = []
+    for m in _FIRM.finditer(text):
+        last = m.group(1)
+        if last in W.ORG_SUFFIXES or last.lower().rstrip(".") in W.ORG_WORDS:
+            out.append((m.start(), m.end()))
+    return out
 
 
 def _coordinated(doc: Any, spans: list[Candidate]) -> list[Candidate]:
@@ -321,6 +357,112 @@ def _recurrences(doc: Any, text: str, spans: Iterable[Candidate]) -> list[Candid
     return extra
 
 
+_PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})
+_NOT_NAME_POS = frozenset({"AUX", "VERB", "DET", "ADP", "PRON", "CCONJ", "SCONJ", "PART", "NUM", "ADV"})
+# a word glued to these is part of an address, a handle or code (``john.smith@``, ``user_name``, ``f(x)``)
+_GLUE_BEFORE = frozenset("@._/\\#$<=:-")
+_GLUE_AFTER = frozenset("@_/\\(=<")
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start > 0 else " "
+    after = text[end : end + 2]
+    if before in _GLUE_BEFORE and start > 1 and not text[start - 2].isspace():
+        return True
+    return bool(after) and (after[0] in _GLUE_AFTER or (after[0] in ".-" and after[1:2].isalnum()))
+
+
+def _given(g: Gazetteer, token: Any) -> bool:
+    """A given name from the census lists that is not also a common English word."""
+    low = fold(str(token.text))
+    return low in g.first and low not in W.COMMON_WORDS and not token.is_stop
+
+
+def _surname(g: Gazetteer, token: Any) -> bool:
+    low = fold(str(token.text))
+    return g.is_last(str(token.text)) and low not in W.COMMON_WORDS and not token.is_stop
+
+
+def _lowercase_name(g: Gazetteer, doc: Any, i: int) -> int | None:
+    """End token of a name at ``i`` in a lower-case text: a given name, and a surname right after it."""
+    tok = doc[i]
+    if len(tok.text) < 3 or not _given(g, tok) or not _is_name_token(tok, lowercase_ok=True):
+        return None
+    nxt = doc[i + 1] if i + 1 < len(doc) else None
+    if nxt is not None and str(nxt.text).isalpha() and _surname(g, nxt):
+        return i + 2
+    if g.is_common_first(str(tok.text)) and tok.pos_ == "PROPN":
+        return i + 1
+    return None
+
+
+def _entity_labels(doc: Any) -> dict[int, str]:
+    return {i: str(ent.label_) for ent in doc.ents for i in range(ent.start, ent.end)}
+
+
+def _gazetteer_spans(doc: Any, text: str, *, lowercase_text: bool) -> list[Candidate]:
+    """Runs of capitalised words that start with a census given name or end in a census surname.
+
+    ``Zoe Young``, ``Calquín Cazares``, ``Hanna Ukkonen``: a given name followed by capitalised words, or a
+    capitalised proper noun followed by a surname, is a full name even where spaCy says ORG. A lone given
+    name counts where spaCy tags it a proper noun and it is not also a common word (``Rebecca``, not
+    ``Will`` or ``Grace``). In a text written in lower case, a given name (and a surname after it) counts.
+    """
+    g = gazetteer()
+    if not g.first:
+        return []
+    labels = _entity_labels(doc)
+    spans: list[Candidate] = []
+    i, n = 0, len(doc)
+    while i < n:
+        tok = doc[i]
+        word = str(tok.text)
+        if tok.is_space or not word[:1].isalpha() or _glued(text, tok.idx, tok.idx + len(word)):
+            i += 1
+            continue
+        if lowercase_text and word.islower():
+            end = _lowercase_name(g, doc, i)
+            if end is not None:
+                spans.append((*_char_span(doc, i, end), 0.6))
+                i = end
+            else:
+                i += 1
+            continue
+        if not word[0].isupper():
+            i += 1
+            continue
+        run = _name_run(doc, i, max_words=4)
+        if run is None:
+            i += 1
+            continue
+        words = [j for j in range(*run) if not doc[j].is_space and not _is_initial(doc[j])]
+        # drop leading words that are neither a name nor a proper noun ("Ask Rebecca Moore")
+        while words and not (g.is_name(str(doc[words[0]].text)) or doc[words[0]].pos_ == "PROPN"):
+            words.pop(0)
+        if words and doc[words[0]].pos_ not in _NOT_NAME_POS:
+            head, last = doc[words[0]], doc[run[1] - 1]
+            pair = len(words) >= 2 and (_given(g, head) or (g.is_first(str(head.text)) and _surname(g, last)))
+            # "Calquín Cazares": an unknown proper noun and a surname, where spaCy sees no place
+            pair = pair or (
+                len(words) == 2
+                and _surname(g, last)
+                and head.pos_ == "PROPN"
+                and last.pos_ == "PROPN"
+                and fold(str(head.text)) not in W.COMMON_WORDS
+                and not any(labels.get(j) in _PLACE_LABELS for j in words)
+            )
+            alone = (
+                len(words) == 1
+                and _given(g, head)
+                and g.is_common_first(str(head.text))
+                and head.pos_ == "PROPN"
+            )
+            if pair or alone:
+                spans.append((*_char_span(doc, words[0], run[1]), 0.65 if pair else 0.6))
+        i = run[1]
+    return spans
+
+
 def _mostly_lowercase(text: str) -> bool:
     """A text written in lower case (chat style), where a lower-case name is still a name."""
     letters = [c for c in text if c.isalpha()]
@@ -336,7 +478,7 @@ def find_persons(text: str, doc: Any, entities: Sequence[Any]) -> list[Span]:
         if e.label_ == "PERSON" and (lowercase_text or any(c.isupper() for c in e.text))
     ]
     raw += _cued_spans(doc) + _verb_after_spans(doc) + _dialogue_spans(text) + _initial_shape_spans(text)
-    raw += _contact_block(doc, text)
+    raw += _contact_block(doc, text) + _gazetteer_spans(doc, text, lowercase_text=lowercase_text)
     found: list[Candidate] = []
     for start, end, score in raw:
         tidy = _tidy(doc, text, start, end)
@@ -344,4 +486,7 @@ def find_persons(text: str, doc: Any, entities: Sequence[Any]) -> list[Span]:
             found.append((*tidy, score))
     found += [c for c in _coordinated(doc, found) if _plausible(text, c[0], c[1])]
     found += [c for c in _recurrences(doc, text, found) if _plausible(text, c[0], c[1])]
+    firms = _firm_names(text)
+    if firms:
+        found = [c for c in found if not any(s <= c[0] and c[1] <= e for s, e in firms)]
     return [Span("PERSON", s, e, score) for s, e, score in found]

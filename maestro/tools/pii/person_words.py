@@ -9,6 +9,8 @@ __all__ = [
     "ADDRESS_UNITS",
     "ADDRESS_VERBS",
     "CALENDAR",
+    "COMMON_SUFFIXES",
+    "COMMON_WORDS",
     "FIELD_LABELS",
     "GREETINGS",
     "HUMAN_VERBS",
@@ -96,5 +98,53 @@ ORG_WORDS = _words(
     "incorporated corporation llc plc gmbh group company companies agency bank university college school "
     "institute foundation partners "
     "associates holdings industries technologies systems solutions services labs records band magazine "
-    "news orchestra sons brothers bros"
+    "news orchestra sons brothers bros investments capital consulting media software entertainment weekly "
+    "daily times service force union kingdom council committee society club association network studios "
+    "productions pharmaceuticals motors airlines insurance restaurant hotel cafe museum hospital clinic "
+    "church ministry department"
+)
+# English words (and well-known places) that are also in the census name lists: a gazetteer hit on one of
+# these is no evidence of a name ("Will you ...", "Grace period", "Brown bag", "flights to Georgia")
+COMMON_WORDS = _words(
+    "will may june april august march grace hope joy faith mark bill rose page art dean guy jack bob sue pat "
+    "ray rich frank earl major king prince royal sunny summer autumn winter spring dawn crystal ruby pearl "
+    "amber ivy holly iris daisy lily violet jade hazel ginger olive sandy rusty buck chase chance clay cliff "
+    "dale drew glen grant hunter jay lane lee miles noble price reed rob rod sky stone storm penny candy "
+    "cherry honey misty star sterling ward christian don gene van carol mercedes porsche tesla jordan "
+    "georgia virginia carolina florence paris austin houston dallas denver phoenix orlando madison lincoln "
+    "jackson washington columbus india china asia africa america israel kenya egypt trinity aurora regina "
+    "augusta charlotte helena alexandria salem troy cleveland sydney victoria chelsea savannah brooklyn "
+    "vienna berlin london cairo lima york kent devon "
+    "young white black green brown gray grey long short little small large big hall wood woods hill hills "
+    "field fields ford rivers river lake bank banks bell church castle house street mill mills park parks "
+    "cross cook baker miller smith fisher turner carter walker porter hunter mason taylor shepherd farmer "
+    "gardner singer weaver butler cash gold silver sharp strong wise bright best good love may sweet "
+    "german french english irish welsh trust fair free early late day days night north south "
+    "east west new old golden holiday easter christmas sunday monday tuesday wednesday thursday friday "
+    "saturday god lord christ angel angels heaven saint paradise bliss glory liberty justice honor "
+    "patience prudence charity constance verity temperance harmony melody destiny serenity "
+    "unity story time man men boy girl guy baby lady son sun moon rain snow wind cloud sea bay brook ocean "
+    "city town county state court law pool post office field station store standard power energy "
+    "chip max bud bunny buddy champ ace happy lucky sonny junior senior sister brother "
+    "general private sergeant officer judge marshal bishop pope deacon abbot "
+    "apple cherry berry peach plum lemon orange olive basil sage rosemary thyme pepper "
+    "pip bond boone cole colt nash wolf fox bird crow swan "
+    "web net car bus van echo delta alpha omega nova luna sol terra france princess queen duchess "
+    "southern northern eastern western upper lower central greater united walk"
+)
+# common nouns that spaCy's small model tags as people when capitalised, by their ending
+COMMON_SUFFIXES = (
+    "tion",
+    "sion",
+    "ness",
+    "ment",
+    "ship",
+    "ity",
+    "ism",
+    "ology",
+    "person",
+    "grapher",
+    "ware",
+    "hood",
+    "ics",
 )
