@@ -8,7 +8,6 @@ from maestro.tools.pii import PIIGuard
 from maestro.tools.pii.names import fold, gazetteer
 
 
-
 @pytest.fixture(scope="module")
 def guard() -> PIIGuard:
     g = PIIGuard()
