@@ -1,0 +1,245 @@
+"""Router commands: models, ask, route explain, budgets, bench."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from maestro.api.cli.common import (
+    JsonOpt,
+    TaskOpt,
+    TenantOpt,
+    app,
+    budget_app,
+    operator_request,
+    read_stdin,
+    route_app,
+    services_for,
+    settings_from_env,
+)
+from maestro.api.cli.output import emit_json, err_console, reported, write_text
+
+if TYPE_CHECKING:
+    from maestro.router.policy import RouteRequest
+
+
+@app.command()
+def models(as_json: JsonOpt = False) -> None:
+    """List the catalog: cost per 1M tokens, limits, clearance, health."""
+    from maestro.router.factory import load_routing_config
+
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        catalog, _ = load_routing_config(settings)
+    rows: list[dict[str, Any]] = []
+    for d in catalog.all():
+        missing = catalog.credentials_missing(d)
+        rows.append(
+            {
+                "name": d.name,
+                "model": d.model,
+                "provider": d.provider,
+                "input_usd_per_1m": round(d.input_cost_per_token * 1e6, 6),
+                "output_usd_per_1m": round(d.output_cost_per_token * 1e6, 6),
+                "context_window": d.context_window,
+                "max_output_tokens": d.max_output_tokens,
+                "supports_tools": d.supports_tools,
+                "supports_json_schema": d.supports_json_schema,
+                "pii_allowed": d.pii_allowed,
+                "region": d.region,
+                "tags": list(d.tags),
+                "fallbacks": list(d.fallbacks),
+                "health": "ready" if missing is None else f"no credentials ({missing})",
+            }
+        )
+    if as_json:
+        emit_json({"catalog_version": catalog.version, "models": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"catalog {catalog.version}")
+    for column in ("name", "model", "$/1M in", "$/1M out", "context", "PII", "health"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["model"],
+            f"{r['input_usd_per_1m']:g}",
+            f"{r['output_usd_per_1m']:g}",
+            f"{r['context_window']:,}",
+            "yes" if r["pii_allowed"] else "no",
+            r["health"],
+        )
+    err_console.print(table)
+
+
+@app.command()
+def ask(
+    prompt: Annotated[str, typer.Argument(help="The prompt ('-' reads stdin).")],
+    task: TaskOpt = "chat",
+    model: Annotated[
+        str, typer.Option(help="'auto' routes; a catalog name overrides (needs --reason).")
+    ] = "auto",
+    reason: Annotated[str | None, typer.Option(help="Why the model is overridden (recorded).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Upper bound on generated tokens.")] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One routed completion, streamed."""
+    if prompt == "-":
+        prompt = read_stdin()
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        router = services_for(settings).router
+        request = operator_request(
+            settings, prompt, task=task, tenant=tenant, model=model, reason=reason, max_tokens=max_tokens
+        )
+        try:
+            result = asyncio.run(_stream_answer(router, request, echo=not as_json))
+        finally:
+            router.close()
+    if as_json:
+        emit_json(result)
+    else:
+        err_console.print(
+            f"[dim]{result['model']} · {result['usage']['completion_tokens']} tokens · "
+            f"${result['cost_usd']:.6f} · {result['decision_id']}[/]",
+            highlight=False,
+        )
+
+
+async def _stream_answer(router: object, request: RouteRequest, *, echo: bool) -> dict[str, Any]:
+    from maestro.router.service import ModelRouter
+
+    assert isinstance(router, ModelRouter)
+    async for event in router.stream(request):
+        if event.kind == "delta" and echo:
+            write_text(event.text)
+        elif event.kind == "end" and event.result is not None:
+            if echo:
+                write_text("\n")
+            return event.result.to_dict()
+    raise AssertionError("the router's stream ended without a result")
+
+
+@route_app.command("explain")
+def route_explain(
+    task: TaskOpt = "chat",
+    tenant: TenantOpt = None,
+    model: Annotated[str, typer.Option(help="Explain an override instead of 'auto'.")] = "auto",
+    reason: Annotated[str | None, typer.Option(help="Reason for the override.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Upper bound on generated tokens.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decide for the prompt on stdin without calling a model; the decision is recorded."""
+    prompt = read_stdin()
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        router = services_for(settings).router  # no model is called: litellm is never imported here
+        decision = router.explain(
+            operator_request(
+                settings, prompt, task=task, tenant=tenant, model=model, reason=reason, max_tokens=max_tokens
+            )
+        )
+    document = decision.explain()
+    if as_json:
+        emit_json(document)
+        return
+    err_console.print(f"decision {document['decision_id']}: [bold]{document['chosen']}[/] for {task}")
+    for c in document["candidates"]:
+        mark = "[green]✓[/]" if c["eligible"] else "[red]✗[/]"
+        err_console.print(
+            f"  {mark} {c['model']:<22} q={c['predicted_quality']:.2f} "
+            f"max ${c['est_cost_usd']:.6f}  {'; '.join(c['reasons'])}",
+            highlight=False,
+        )
+
+
+@budget_app.command("set")
+def budget_set(
+    usd: Annotated[float, typer.Option("--usd", min=0, help="Monthly limit in USD.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant whose budget to set.")] = None,
+    principal: Annotated[
+        str | None, typer.Option(help="Principal (within --tenant) whose budget to set.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a tenant's or a principal's monthly budget."""
+    from maestro.router.budget import principal_scope
+    from maestro.router.factory import budget_store
+
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        budgets = budget_store(settings)
+        tenant_id = tenant or settings.default_tenant
+        if principal:
+            scope_id = principal_scope(tenant_id, principal)
+            budgets.set_limit("principal", scope_id, usd)
+            status = budgets.status("principal", scope_id)
+        else:
+            budgets.set_limit("tenant", tenant_id, usd)
+            status = budgets.status("tenant", tenant_id)
+    _print_status([status], as_json=as_json)
+
+
+@budget_app.command("show")
+def budget_show(
+    tenant: Annotated[str | None, typer.Option(help="Tenant to show.")] = None,
+    principal: Annotated[str | None, typer.Option(help="Also show this principal's budget.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show this month's limit, spend and reservations."""
+    from maestro.router.budget import principal_scope
+    from maestro.router.factory import budget_store
+
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        budgets = budget_store(settings)
+        tenant_id = tenant or settings.default_tenant
+        statuses = [budgets.status("tenant", tenant_id)]
+        if principal:
+            statuses.append(budgets.status("principal", principal_scope(tenant_id, principal)))
+    _print_status(statuses, as_json=as_json)
+
+
+@budget_app.command("reap")
+def budget_reap(
+    older_than: Annotated[float, typer.Option(help="Minutes a reservation may stay unsettled.")] = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Charge reservations left by crashed processes at their reserved maximum (recorded in the ledger)."""
+    from datetime import timedelta
+
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        services = services_for(settings)
+        reaped = services.router.budgets.reap_stale(older_than=timedelta(minutes=older_than))
+        for r in reaped:
+            services.ledger.append(
+                "budget.reaped",
+                {"reservation_id": r.id, "charged_nano": r.amount_nano, "principal": r.principal},
+                tenant=r.tenant,
+            )
+    rows = [{"reservation_id": r.id, "tenant": r.tenant, "charged_usd": r.amount_nano / 1e9} for r in reaped]
+    if as_json:
+        emit_json({"reaped": rows})
+    else:
+        err_console.print(f"charged {len(rows)} stale reservation(s) at their reserved maximum")
+
+
+def _print_status(statuses: Sequence[Any], *, as_json: bool) -> None:
+    from dataclasses import asdict, is_dataclass
+
+    rows = [asdict(s) for s in statuses if is_dataclass(s) and not isinstance(s, type)]
+    if as_json:
+        emit_json({"budgets": rows})
+        return
+    for r in rows:
+        err_console.print(
+            f"{r['scope_kind']} {r['scope_id']} {r['period']}: spent ${r['spent_usd']:.4f} + reserved "
+            f"${r['reserved_usd']:.4f} of ${r['limit_usd']:.2f} (remaining ${r['remaining_usd']:.4f})",
+            highlight=False,
+        )
