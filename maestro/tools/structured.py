@@ -38,6 +38,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Generic, Literal, TypeVar
 
@@ -128,6 +129,9 @@ def _check_nltk() -> None:
     if importlib.util.find_spec("nltk") is None:
         return
     nltk = importlib.import_module("nltk")
+    placeholder = str(Path(__file__).resolve().parent / "_nltk_data")
+    if placeholder not in nltk.data.path:
+        nltk.data.path.append(placeholder)  # holds tokenizers/punkt: the lookup guardrails makes at import
     try:
         nltk.data.find("tokenizers/punkt")
     except LookupError:
