@@ -17,7 +17,7 @@ from maestro.core.authn import Authenticator
 from maestro.core.authorize import Authorizer
 from maestro.core.ledger import Ledger, load_signing_key
 from maestro.core.oidc import OIDCVerifier
-from maestro.core.policy import build_policy_engine
+from maestro.core.policy import LazyPolicyEngine, build_policy_engine
 from maestro.core.principals import PrincipalStore
 from maestro.core.settings import Settings
 from maestro.router.factory import build_router, open_state_db
@@ -25,6 +25,7 @@ from maestro.router.privacy import PrivacyFilter
 from maestro.router.service import ModelRouter
 from maestro.router.types import LLMClient
 from maestro.tools.pii import PIIGuard, PIIPromptGuard
+from maestro.tools.pii.quick import QuickRedactor
 
 
 @dataclass
@@ -50,6 +51,7 @@ def build_services(
     engine: Engine | None = None,
     client: LLMClient | None = None,
     metrics: Metrics | None = None,
+    eager_policy: bool = True,
 ) -> Services:
     """Open (and migrate) the state DB and wire the router, stores and authenticator to it."""
     engine = engine if engine is not None else open_state_db(settings)
@@ -57,10 +59,9 @@ def build_services(
     signing_key = load_signing_key(settings)
     pii_key = _derived_key(signing_key, b"maestro-pii-hash")
     guard = PIIGuard(hash_key=pii_key)  # spaCy loads on the first scan, not here
-    # Ledger strings are ids and short labels: the patterns-only guard keeps secrets and contact data out
-    # of the evidence without paying for NER on every append.
-    ledger_guard = PIIGuard(hash_key=pii_key, ner=False)
-    ledger = Ledger(engine, signing_key, redact=lambda text: ledger_guard.redact(text, "hash").text)
+    # Ledger strings are ids and short labels: the regex redactor keeps secrets and contact data out of
+    # the evidence without loading an NLP stack on every append.
+    ledger = Ledger(engine, signing_key, redact=QuickRedactor(hash_key=pii_key).redact)
     router = build_router(
         settings,
         engine=engine,
@@ -74,7 +75,12 @@ def build_services(
         actor = payload.get("principal_id") or payload.get("decided_by") or payload.get("requested_by")
         ledger.append(kind, payload, tenant=payload.get("tenant"), actor=actor)
 
-    authorizer = Authorizer(build_policy_engine(settings), record=record)
+    engine_policy = (
+        build_policy_engine(settings)
+        if eager_policy
+        else LazyPolicyEngine(lambda: build_policy_engine(settings))  # CLI: built only if a command asks
+    )
+    authorizer = Authorizer(engine_policy, record=record)
     return Services(
         settings=settings,
         engine=engine,

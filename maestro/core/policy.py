@@ -15,13 +15,16 @@ reason starts with ``"policy engine error: "``, logged at ERROR. Nothing is allo
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import json
 import logging
 import os
 import queue
 import re
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -177,6 +180,21 @@ def _short(text: str) -> str:
 # -- embedded: regopy ----------------------------------------------------------------------------------
 
 
+def _load_regopy() -> None:
+    """Import regopy, after torch when torch is installed.
+
+    rego-cpp's shared library exports its own C++ ``operator new``/``delete``; a process that loads
+    torch *after* it corrupts its heap ("double free or corruption", an abort). Loading torch first is
+    safe, and spaCy (the PII guard) and sentence-transformers (retrieval) load torch anyway, so the
+    process that needs both pays torch's import here instead of crashing later.
+    """
+    if "regopy" in sys.modules:
+        return
+    if importlib.util.find_spec("torch") is not None:
+        importlib.import_module("torch")
+    importlib.import_module("regopy")
+
+
 class RegoEngine:
     """Evaluates the policy in-process with regopy, from a bundle compiled once per interpreter.
 
@@ -225,6 +243,7 @@ class RegoEngine:
             )
 
     def _compile(self) -> _Compiled:
+        _load_regopy()
         from regopy import Interpreter, LogLevel
 
         interpreter = Interpreter()
@@ -370,3 +389,33 @@ def build_policy_engine(settings: Settings) -> PolicyEngine:
             settings.opa_url, timeout_s=timeout_s, bundle_version=bundle_version(settings.policy_dir)
         )
     return RegoEngine(settings.policy_dir)
+
+
+class LazyPolicyEngine:
+    """Builds the real engine on the first decision (for the CLI, whose commands rarely need one).
+
+    The API server builds its engine eagerly so a policy that does not compile stops it at start-up.
+    """
+
+    def __init__(self, build: Callable[[], PolicyEngine]) -> None:
+        self._build = build
+        self._engine: PolicyEngine | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> PolicyEngine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = self._build()
+        return self._engine
+
+    @property
+    def name(self) -> str:
+        return self._get().name
+
+    @property
+    def bundle_version(self) -> str:
+        return self._get().bundle_version
+
+    def decide(self, input: Mapping[str, Any]) -> PolicyDecision:
+        return self._get().decide(input)

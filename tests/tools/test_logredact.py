@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import logging
 
-from maestro.tools.pii import PIIGuard
 from maestro.tools.pii.logredact import install_log_redaction
+from maestro.tools.pii.quick import QuickRedactor
 
 
 def test_log_lines_and_exception_text_are_redacted() -> None:
@@ -16,7 +16,7 @@ def test_log_lines_and_exception_text_are_redacted() -> None:
     handler = logging.StreamHandler(stream)
     logger.addHandler(handler)
     try:
-        install_log_redaction(logger, PIIGuard(ner=False))
+        install_log_redaction(logger, QuickRedactor())
         install_log_redaction(logger)  # idempotent: one filter
         assert len(handler.filters) == 1
         logger.warning("user %s sent key %s", "carol@example.org", "sk-ant-api03-" + "x" * 40)

@@ -92,4 +92,4 @@ def operator_request(
 def services_for(settings: Settings) -> Services:
     from maestro.api.container import build_services
 
-    return build_services(settings)
+    return build_services(settings, eager_policy=False)
