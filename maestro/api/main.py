@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 
 from maestro import __version__
 from maestro.api.container import build_services
-from maestro.api.errors import install_error_handlers
+from maestro.api.errors import ERROR_RESPONSES, install_error_handlers
 from maestro.api.metrics import create_metrics
 from maestro.api.routes import approvals, chat, decisions, health, keys, ledger
 from maestro.core.settings import Settings
@@ -36,11 +36,8 @@ def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAP
     app = FastAPI(title="Maestro", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(chat.router)
-    app.include_router(decisions.router)
-    app.include_router(keys.router)
-    app.include_router(ledger.router)
-    app.include_router(approvals.router)
+    for area in (chat, decisions, keys, ledger, approvals):
+        app.include_router(area.router, responses=ERROR_RESPONSES)
 
     @app.middleware("http")
     async def _count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

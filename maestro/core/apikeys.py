@@ -231,7 +231,8 @@ class ApiKeyStore:
             )
             row = conn.execute(sa.select(*_PUBLIC_COLUMNS).where(where)).mappings().first()
         if row is None:
-            raise NotFound(f"API key '{key}' not found")
+            # never echo the argument: a full key pasted here must not come back in an error body
+            raise NotFound("API key not found in this tenant: pass its id (key_...) or prefix")
         return _info(row)
 
     def verify(self, plaintext: str) -> Principal:

@@ -16,7 +16,7 @@ Developer mistakes (``ConfigurationError``) are kept apart from runtime failures
     │   ├── PolicyDenied            (HTTP 403)
     │   ├── BudgetExceeded          (HTTP 402)
     │   ├── PIIRefused              PII bound for a model not cleared for it, in "refuse" mode (HTTP 422)
-    │   └── NoEligibleModel         (HTTP 503)
+    │   └── NoEligibleModel         (HTTP 422)
     └── ModelCallFailed             a provider call failed after retries and fallbacks (exit 1, HTTP 502)
         ├── ModelRateLimited        429 (retryable; ``retry_after`` seconds if the provider said)
         ├── ModelUnavailable        5xx, timeouts, connection errors, cooled-down deployment (retryable)
@@ -116,8 +116,10 @@ class PIIRefused(Refused):
 
 
 class NoEligibleModel(Refused):
+    """No configured deployment can serve the request as asked (features, limits, clearance, cooldown)."""
+
     code = "no_eligible_model"
-    http_status = 503
+    http_status = 422
 
 
 class ModelCallFailed(MaestroError):

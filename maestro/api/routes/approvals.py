@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from maestro.api.deps import CurrentAuthority, ServicesDep
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
 
 class Decision(BaseModel):
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$")
 
 
 @router.get("")
@@ -28,7 +28,11 @@ def list_approvals(
 
 
 @router.get("/{approval_id}", responses={404: {"description": "no such approval in this tenant"}})
-def get_approval(approval_id: str, services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
+def get_approval(
+    approval_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+    services: ServicesDep,
+    authority: CurrentAuthority,
+) -> dict[str, Any]:
     services.authorizer.authorize(
         authority, "runs.read", {"kind": "approval", "tenant": authority.tenant, "id": approval_id}
     )
@@ -37,7 +41,10 @@ def get_approval(approval_id: str, services: ServicesDep, authority: CurrentAuth
 
 @router.post("/{approval_id}/grant", responses={403: {}, 404: {}, 409: {"description": "already decided"}})
 def grant(
-    approval_id: str, body: Decision, services: ServicesDep, authority: CurrentAuthority
+    approval_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+    body: Decision,
+    services: ServicesDep,
+    authority: CurrentAuthority,
 ) -> dict[str, Any]:
     """Grant (needs ``approve:<workcell>``; never a bot, never the requester)."""
     return services.approvals.grant(approval_id, authority, body.note).to_dict()
@@ -45,6 +52,9 @@ def grant(
 
 @router.post("/{approval_id}/refuse", responses={403: {}, 404: {}, 409: {"description": "already decided"}})
 def refuse(
-    approval_id: str, body: Decision, services: ServicesDep, authority: CurrentAuthority
+    approval_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+    body: Decision,
+    services: ServicesDep,
+    authority: CurrentAuthority,
 ) -> dict[str, Any]:
     return services.approvals.refuse(approval_id, authority, body.note).to_dict()

@@ -30,14 +30,14 @@ class ChatCompletionRequest(BaseModel):
     """OpenAI's request body plus Maestro's ``task``, ``override_reason`` and ``data_class``."""
 
     model: str = Field(default="auto", max_length=200)
-    messages: list[ChatMessage]
+    messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, gt=0)
     temperature: float | None = Field(default=None, ge=0, le=2)
     stream: bool = False
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     task: str = Field(default="chat", max_length=64)
-    override_reason: str | None = Field(default=None, max_length=500)
+    override_reason: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00]*$")
     data_class: Literal["public", "internal", "pii"] = "internal"
 
 
@@ -114,6 +114,7 @@ def _completion(result: RoutedCompletion) -> ChatCompletion:
     "/chat/completions",
     response_model=ChatCompletion,
     responses={
+        200: {"content": {"text/event-stream": {}}, "description": "a completion, or SSE with stream: true"},
         401: {"description": "unauthenticated"},
         402: {"description": "budget exceeded"},
         403: {"description": "refused by policy"},

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from maestro.api.deps import CurrentAuthority, ServicesDep
 
@@ -22,7 +22,11 @@ def list_decisions(
 
 
 @router.get("/decisions/{decision_id}", responses={404: {"description": "no such decision in this tenant"}})
-def get_decision(decision_id: str, services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
+def get_decision(
+    decision_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+    services: ServicesDep,
+    authority: CurrentAuthority,
+) -> dict[str, Any]:
     """One decision; another tenant's is "not found" (no existence oracle)."""
     services.authorizer.authorize(
         authority, "runs.read", {"kind": "decision", "tenant": authority.tenant, "id": decision_id}

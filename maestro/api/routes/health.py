@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from maestro.api.deps import ServicesDep
@@ -35,7 +35,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 def metrics(services: ServicesDep) -> Response:
     """Prometheus text exposition."""
     assert services.metrics is not None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from maestro.api.deps import CurrentAuthority, ServicesDep
@@ -14,8 +14,10 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
 class KeyCreate(BaseModel):
-    principal: str = Field(min_length=1, max_length=200, description="Name of a principal in your tenant.")
-    name: str = Field(min_length=1, max_length=200)
+    principal: str = Field(
+        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$", description="A principal in your tenant."
+    )
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
     scopes: list[str] | None = None
     expires_at: datetime | None = None
 
@@ -38,6 +40,10 @@ def list_keys(services: ServicesDep, authority: CurrentAuthority) -> dict[str, A
 
 
 @router.delete("/{key}", responses={404: {"description": "no such key in this tenant"}})
-def revoke_key(key: str, services: ServicesDep, authority: CurrentAuthority) -> dict[str, Any]:
+def revoke_key(
+    key: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")],
+    services: ServicesDep,
+    authority: CurrentAuthority,
+) -> dict[str, Any]:
     services.authorizer.authorize(authority, "keys.admin", {"kind": "api_key", "tenant": authority.tenant})
     return services.api_keys.revoke(key, tenant=authority.tenant).to_dict()

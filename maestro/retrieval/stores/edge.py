@@ -62,7 +62,7 @@ class QdrantEdgeStore:
     """The embedded ``VectorStore``: Qdrant Edge shards under ``data_dir/qdrant``; one process per dir.
 
     ``optimize_after``: after that many points were upserted into a collection since its last
-    optimisation, ``upsert`` runs ``optimize`` (builds the HNSW index; ~20 s for 50k points).
+    optimisation, ``upsert`` runs ``optimize`` (builds the HNSW index: 20-45 s for 50k 384-dim points).
     """
 
     def __init__(self, data_dir: Path, *, optimize_after: int = 5_000) -> None:
