@@ -17,6 +17,7 @@ Developer mistakes (``ConfigurationError``) are kept apart from runtime failures
     │   ├── BudgetExceeded          (HTTP 402)
     │   ├── PIIRefused              PII bound for a model not cleared for it, in "refuse" mode (HTTP 422)
     │   └── NoEligibleModel         (HTTP 422)
+    ├── RetrievalUnavailable        the vector store is locked by another process or unreachable (HTTP 503)
     └── ModelCallFailed             a provider call failed after retries and fallbacks (exit 1, HTTP 502)
         ├── ModelRateLimited        429 (retryable; ``retry_after`` seconds if the provider said)
         ├── ModelUnavailable        5xx, timeouts, connection errors, cooled-down deployment (retryable)
@@ -120,6 +121,14 @@ class NoEligibleModel(Refused):
 
     code = "no_eligible_model"
     http_status = 422
+
+
+class RetrievalUnavailable(MaestroError):
+    """The vector store cannot be opened or reached (locked by another process, server down)."""
+
+    code = "retrieval_unavailable"
+    exit_code = 1
+    http_status = 503
 
 
 class ModelCallFailed(MaestroError):

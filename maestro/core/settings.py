@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         description="What happens to PII in a prompt bound for a model not cleared for it.",
     )
 
+    # -- retrieval (issue 4) --
+    qdrant_url: str | None = Field(
+        default=None, description="A Qdrant server; default: Qdrant Edge in data_dir."
+    )
+    qdrant_api_key: SecretStr | None = None
+
     local_model_path: Path | None = Field(default=None, description="GGUF file; default SmolLM2-135M.")
     local_threads: int | None = Field(default=None, ge=1)
     local_context: int = Field(default=8_192, ge=512)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from maestro.core.errors import InvalidRequest, MaestroError, NotFound
+from maestro.core.errors import InvalidRequest, NotFound, RetrievalUnavailable
 from maestro.retrieval.stores.factory import open_vector_store
 from maestro.retrieval.types import ChunkRecord
 
@@ -29,14 +29,6 @@ _COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _FILTERABLE = frozenset({"chunk_id", "source", "section", "pii", "injection_suspect", "retention"})
 _RESERVED = frozenset({"tenant", "collection"})
 _BOOL_FIELDS = ("pii", "injection_suspect")
-
-
-class RetrievalUnavailable(MaestroError):
-    """The vector store cannot be opened or reached (locked by another process, server down)."""
-
-    code = "retrieval_unavailable"
-    exit_code = 1
-    http_status = 503
 
 
 def check_collection_name(collection: str) -> str:

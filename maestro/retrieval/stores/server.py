@@ -38,9 +38,17 @@ _SCROLL_PAGE = 1_000
 class QdrantServerStore:
     """The production ``VectorStore``: a Qdrant server (or qdrant-client local mode) behind ``client``."""
 
-    def __init__(self, client: QdrantClient) -> None:
+    def __init__(self, client: QdrantClient, *, tenant_idf: bool = True) -> None:
         self._client = client
+        self._tenant_idf = tenant_idf
         self._known: set[str] = set()
+
+    def _sparse_params(self, collection: str, tenant: str) -> models.SearchParams | None:
+        """The sparse leg's IDF counts this tenant's chunks only (a server older than the ``idf`` search
+        parameter rejects it: pass ``tenant_idf=False`` there and IDF is collection-wide)."""
+        if not self._tenant_idf:
+            return None
+        return models.SearchParams(idf=models.IdfCorpusParams(corpus=_scope(collection, tenant, [])))
 
     @classmethod
     def local(cls, path: Path) -> QdrantServerStore:
@@ -84,7 +92,7 @@ class QdrantServerStore:
             raise missing_collection(collection)
 
     def ensure_collection(self, collection: str, *, dim: int) -> None:
-        """Create the collection (dense ``dim``-dim cosine + sparse, tenant index) unless it exists.
+        """Create the collection (dense ``dim``-dim cosine + sparse with IDF, tenant index) unless it exists.
 
         An existing collection built for another dimension raises ``ConfigurationError``.
         """
@@ -105,16 +113,17 @@ class QdrantServerStore:
             self._client.create_collection(
                 collection,
                 vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
-                sparse_vectors_config={SPARSE: models.SparseVectorParams()},
+                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             )
             self._client.create_payload_index(
                 collection,
                 "tenant",
                 field_schema=models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
             )
-            self._client.create_payload_index(
-                collection, "source", field_schema=models.PayloadSchemaType.KEYWORD
-            )
+            for field in ("collection", "source"):
+                self._client.create_payload_index(
+                    collection, field, field_schema=models.PayloadSchemaType.KEYWORD
+                )
         self._known.add(collection)
 
     # -- writes ----------------------------------------------------------------------------------------
@@ -173,28 +182,33 @@ class QdrantServerStore:
             raise InvalidRequest("search needs a dense vector, a sparse vector or both")
         self._existing(collection)
         scope = _scope(collection, tenant, [_match(key, value) for key, value in filter_items(filters)])
-        legs: list[tuple[Any, str]] = []
+        legs: list[tuple[Any, str, models.SearchParams | None]] = []
         if dense is not None:
-            legs.append(([float(x) for x in dense], DENSE))
+            legs.append(([float(x) for x in dense], DENSE, None))
         if sparse is not None and sparse.indices:
-            legs.append(
-                (models.SparseVector(indices=list(sparse.indices), values=list(sparse.values)), SPARSE)
-            )
+            vector = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
+            legs.append((vector, SPARSE, self._sparse_params(collection, tenant)))
         if not legs:
             return []  # a sparse-only query without a single known term
         with _reachable(collection):
             if len(legs) == 1:
-                query, using = legs[0]
+                query, using, params = legs[0]
                 response = self._client.query_points(
-                    collection, query=query, using=using, query_filter=scope, limit=limit, with_payload=True
+                    collection,
+                    query=query,
+                    using=using,
+                    query_filter=scope,
+                    search_params=params,
+                    limit=limit,
+                    with_payload=True,
                 )
             else:
                 depth = max(limit * 4, 20)
                 response = self._client.query_points(
                     collection,
                     prefetch=[
-                        models.Prefetch(query=query, using=using, filter=scope, limit=depth)
-                        for query, using in legs
+                        models.Prefetch(query=query, using=using, filter=scope, params=params, limit=depth)
+                        for query, using, params in legs
                     ],
                     query=models.FusionQuery(fusion=models.Fusion.RRF),
                     query_filter=scope,
