@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from maestro.core.authority import Authority
 from maestro.core.authorize import Authorizer, Recorder
 from maestro.core.clock import utcnow
-from maestro.core.errors import InvalidRequest, NotFound
+from maestro.core.errors import ApprovalConflict, InvalidRequest, NotFound
 from maestro.core.ids import new_id
 from maestro.core.schema import approvals
 
@@ -35,13 +35,6 @@ ApprovalStatus = Literal["pending", "granted", "refused", "expired"]
 STATUSES: tuple[ApprovalStatus, ...] = ("pending", "granted", "refused", "expired")
 _STATUS_BY_NAME: dict[str, ApprovalStatus] = {status: status for status in STATUSES}
 DEFAULT_TTL = timedelta(hours=24)
-
-
-class ApprovalConflict(InvalidRequest):
-    """The approval was already decided or has expired: a decision is final (HTTP 409)."""
-
-    code = "approval_conflict"
-    http_status = 409
 
 
 @dataclass(frozen=True, slots=True)

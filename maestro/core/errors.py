@@ -7,7 +7,8 @@ Developer mistakes (``ConfigurationError``) are kept apart from runtime failures
     MaestroError
     ├── ConfigurationError          catalog/weights/settings are wrong (exit 2, HTTP 500)
     ├── InvalidRequest              the request itself is malformed (exit 2, HTTP 422)
-    │   └── PayloadTooLarge         prompt or message list over the limits (exit 2, HTTP 413)
+    │   ├── PayloadTooLarge         prompt or message list over the limits (exit 2, HTTP 413)
+    │   └── ApprovalConflict        an approval already decided or expired (HTTP 409)
     ├── NotFound                    an id or name that does not exist (exit 1, HTTP 404)
     │   └── UnknownModel
     ├── Unauthenticated             no, bad or expired credentials (exit 1, HTTP 401)
@@ -17,6 +18,7 @@ Developer mistakes (``ConfigurationError``) are kept apart from runtime failures
     │   ├── BudgetExceeded          (HTTP 402)
     │   ├── PIIRefused              PII bound for a model not cleared for it, in "refuse" mode (HTTP 422)
     │   └── NoEligibleModel         (HTTP 422)
+    ├── LedgerCorrupted             the stored ledger contradicts its signed heads (exit 1, HTTP 500)
     ├── RetrievalUnavailable        the vector store is locked by another process or unreachable (HTTP 503)
     └── ModelCallFailed             a provider call failed after retries and fallbacks (exit 1, HTTP 502)
         ├── ModelRateLimited        429 (retryable; ``retry_after`` seconds if the provider said)
@@ -60,6 +62,13 @@ class InvalidRequest(MaestroError):
     code = "invalid_request"
     exit_code = 2
     http_status = 422
+
+
+class ApprovalConflict(InvalidRequest):
+    """The approval was already decided or has expired: a decision is final (HTTP 409)."""
+
+    code = "approval_conflict"
+    http_status = 409
 
 
 class PayloadTooLarge(InvalidRequest):
@@ -121,6 +130,14 @@ class NoEligibleModel(Refused):
 
     code = "no_eligible_model"
     http_status = 422
+
+
+class LedgerCorrupted(MaestroError):
+    """The stored ledger contradicts its own signed heads; ``maestro ledger verify`` names where."""
+
+    code = "ledger_corrupted"
+    exit_code = 1
+    http_status = 500
 
 
 class RetrievalUnavailable(MaestroError):

@@ -16,6 +16,7 @@ import math
 import os
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Sequence
 from functools import lru_cache
@@ -149,15 +150,16 @@ def load_minilm() -> SentenceTransformer:
         return _load_minilm()
 
 
-class _CachedEmbedder:
+class _CachedEmbedder(ABC):
     """Shared logic: look vectors up in the cache, compute the rest in batches, store them."""
 
     name: str
     batch_size: int
     cache: EmbeddingCache | None
 
+    @abstractmethod
     def _compute(self, texts: list[str]) -> list[tuple[float, ...]]:
-        raise NotImplementedError
+        """Vectors for texts the cache does not hold."""
 
     def embed(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
         """One unit-length vector per text, in order; cached vectors are reused."""

@@ -24,6 +24,7 @@ from maestro.api.cli.output import emit_json, err_console, reported, write_text
 
 if TYPE_CHECKING:
     from maestro.router.policy import RouteRequest
+    from maestro.router.service import ModelRouter
 
 
 @app.command()
@@ -111,10 +112,7 @@ def ask(
         )
 
 
-async def _stream_answer(router: object, request: RouteRequest, *, echo: bool) -> dict[str, Any]:
-    from maestro.router.service import ModelRouter
-
-    assert isinstance(router, ModelRouter)
+async def _stream_answer(router: ModelRouter, request: RouteRequest, *, echo: bool) -> dict[str, Any]:
     async for event in router.stream(request):
         if event.kind == "delta" and echo:
             write_text(event.text)

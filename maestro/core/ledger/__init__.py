@@ -19,9 +19,10 @@ Typical wiring::
         ledger.append("router.decision", {"decision_id": ...}, tenant="acme", actor="acme/alice", conn=conn)
 """
 
+from maestro.core.errors import LedgerCorrupted
 from maestro.core.ledger.bundle import verify_bundle
 from maestro.core.ledger.checker import VerifyReport
-from maestro.core.ledger.records import LedgerCorrupted, LedgerEntry, SignedHead
+from maestro.core.ledger.records import LedgerEntry, SignedHead
 from maestro.core.ledger.signing import key_id, load_signing_key, parse_private_key
 from maestro.core.ledger.store import Ledger
 

@@ -22,19 +22,11 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from maestro.core.errors import InvalidRequest, MaestroError
+from maestro.core.errors import InvalidRequest
 
 MAX_KIND = 64
 MAX_NAME = 200  # tenant, actor: ledger_entries columns are VARCHAR(200)
 _ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-class LedgerCorrupted(MaestroError):
-    """The stored ledger contradicts its own signed heads; ``maestro ledger verify`` names where."""
-
-    code = "ledger_corrupted"
-    exit_code = 1
-    http_status = 500
 
 
 def canonical_json(value: Any) -> str:

@@ -21,14 +21,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy.engine import Connection, Engine, Row
 
 from maestro.core.clock import utcnow
-from maestro.core.errors import InvalidRequest
+from maestro.core.errors import InvalidRequest, LedgerCorrupted
 from maestro.core.ledger.bundle import make_bundle
 from maestro.core.ledger.checker import Checker, EntryRecord, HeadRecord, VerifyReport
 from maestro.core.ledger.merkle import CompactRange, leaf_hash
 from maestro.core.ledger.records import (
     MAX_KIND,
     MAX_NAME,
-    LedgerCorrupted,
     LedgerEntry,
     SignedHead,
     check_name,
