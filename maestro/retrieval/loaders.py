@@ -2,8 +2,8 @@
 
 Supported: Markdown, reStructuredText (``.rst``, ``.rest``, ``.rst.txt``), plain text, HTML (tags,
 scripts and styles stripped; headings kept as Markdown ``#`` lines so the chunker can follow them) and
-source code by extension. PDF is recognised but skipped: no PDF parser (pypdf, pdfminer, PyMuPDF) is
-installed in Maestro's environment, so a PDF is reported as ``Skipped("no PDF parser installed ...")``.
+source code by extension. PDF text is extracted page by page with pypdf (pages separated by a blank
+line); encrypted, corrupt or image-only PDFs are skipped with the reason.
 
 A file is skipped, with a reason, when it cannot be read, is not a regular file, is empty (or only
 whitespace), is larger than ``max_bytes`` (default 5 MB), has an unsupported type, contains NUL bytes
@@ -106,6 +106,25 @@ def load_document(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Document
         return Skipped(f"could not read {path.name}: {type(exc).__name__}: {exc}", code="unreadable")
 
 
+def _load_pdf(path: Path, data: bytes) -> Document | Skipped:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            return Skipped(f"{path.name} is an encrypted PDF: decrypt it first", code="encrypted")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    except (PdfReadError, KeyError, TypeError, AttributeError) as exc:  # pypdf's ways of saying "corrupt"
+        return Skipped(f"corrupt PDF: {type(exc).__name__}: {exc}", code="corrupt")
+    text = "\n\n".join(page for page in pages if page).replace("\x00", "")
+    if not text.strip():
+        return Skipped("the PDF has no extractable text (scanned images?)", code="empty")
+    return Document(text=text.replace("\r\n", "\n").replace("\r", "\n"), kind="pdf")
+
+
 def _load(path: Path, max_bytes: int) -> Document | Skipped:
     if not path.is_file():
         return Skipped(f"{path} is not a regular file", code="not_a_file")
@@ -122,7 +141,7 @@ def _load(path: Path, max_bytes: int) -> Document | Skipped:
     if kind == "pdf":
         if not data.startswith(b"%PDF-"):
             return Skipped("not a PDF file (no %PDF- header)", code="corrupt")
-        return Skipped("no PDF parser installed (pypdf is not available); PDF skipped", code="no_parser")
+        return _load_pdf(path, data)
     if b"\x00" in data:
         return Skipped("binary content (NUL bytes)", code="binary")
     try:

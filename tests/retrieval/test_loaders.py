@@ -56,7 +56,7 @@ def test_html_keeps_headings_and_drops_scripts(tmp_path: Path) -> None:
         ("blob.txt", b"abc\x00\x01\x02def", "binary", "NUL bytes"),
         ("latin1.md", "café olé".encode("latin-1"), "encoding", "not valid UTF-8: byte 0xe9 at offset 3"),
         ("image.png", b"\x89PNG\r\n\x1a\n", "unsupported", "unsupported file type '.png'"),
-        ("report.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "no_parser", "no PDF parser installed"),
+        ("report.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "corrupt", "corrupt PDF"),
         ("fake.pdf", b"hello", "corrupt", "no %PDF- header"),
         ("only-scripts.html", b"<script>alert(1)</script>", "empty", "no text content"),
     ],
@@ -83,3 +83,41 @@ def test_huge_missing_and_unreadable_files(tmp_path: Path) -> None:
         locked.chmod(0)
         result = load_document(locked)
         assert isinstance(result, Skipped) and result.code == "unreadable"
+
+
+def _text_pdf(lines: list[str]) -> bytes:
+    """A minimal real PDF with one page of Helvetica text (what a report generator writes)."""
+    content = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({line}) Tj T*" for line in lines) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        "/Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def test_pdf_text_is_extracted(tmp_path: Path) -> None:
+    path = tmp_path / "guide.pdf"
+    path.write_bytes(_text_pdf(["Adding a provider", "Edit router/catalog.yaml and set the key."]))
+    loaded = load_document(path)
+    assert isinstance(loaded, Document) and loaded.kind == "pdf"
+    assert "Adding a provider" in loaded.text and "catalog.yaml" in loaded.text
+
+
+def test_pdf_without_text_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(_text_pdf([]))
+    loaded = load_document(path)
+    assert isinstance(loaded, Skipped) and loaded.code == "empty"
