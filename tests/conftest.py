@@ -8,14 +8,6 @@ never skipped silently. Real model calls are blocked: tests use ``maestro.router
 
 from __future__ import annotations
 
-import importlib.util
-
-if importlib.util.find_spec("torch") is not None:
-    # rego-cpp (regopy) exports its own C++ operator new/delete: a process that loads torch after it
-    # aborts with heap corruption. Production code loads regopy through maestro.core.policy, which
-    # imports torch first; test modules may import regopy directly, so the whole session does it here.
-    import torch  # noqa: F401
-
 import os
 import secrets
 import socket

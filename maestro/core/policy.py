@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from maestro.core.errors import ConfigurationError
@@ -180,19 +181,17 @@ def _short(text: str) -> str:
 # -- embedded: regopy ----------------------------------------------------------------------------------
 
 
-def _load_regopy() -> None:
-    """Import regopy, after torch when torch is installed.
+def load_regopy() -> ModuleType:
+    """Import regopy, after torch when torch is installed; the one way Maestro (and its tests) load it.
 
     rego-cpp's shared library exports its own C++ ``operator new``/``delete``; a process that loads
     torch *after* it corrupts its heap ("double free or corruption", an abort). Loading torch first is
     safe, and spaCy (the PII guard) and sentence-transformers (retrieval) load torch anyway, so the
     process that needs both pays torch's import here instead of crashing later.
     """
-    if "regopy" in sys.modules:
-        return
-    if importlib.util.find_spec("torch") is not None:
+    if "regopy" not in sys.modules and importlib.util.find_spec("torch") is not None:
         importlib.import_module("torch")
-    importlib.import_module("regopy")
+    return importlib.import_module("regopy")
 
 
 class RegoEngine:
@@ -243,7 +242,7 @@ class RegoEngine:
             )
 
     def _compile(self) -> _Compiled:
-        _load_regopy()
+        load_regopy()
         from regopy import Interpreter, LogLevel
 
         interpreter = Interpreter()

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-from regopy import Interpreter, LogLevel
 
 from maestro.core.authority import Authority, Clearance, Principal, PrincipalKind
 from maestro.core.authorize import policy_input
@@ -34,12 +33,15 @@ from maestro.core.policy import (
     RegoEngine,
     build_policy_engine,
     bundle_version,
+    load_regopy,
 )
 from maestro.core.roles import WORKCELLS
 from maestro.core.settings import Settings
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "maestro" / "core" / "policies"
 REGO_TESTS = re.findall(r"^(test_\w+) if", (POLICY_DIR / "authz_test.rego").read_text(), re.MULTILINE)
+
+regopy = load_regopy()  # torch first when it is installed: see maestro.core.policy.load_regopy
 
 
 # -- the Rego unit tests ---------------------------------------------------------------------------------
@@ -49,8 +51,8 @@ class RegoTests:
     """Every ``test_*`` rule of a policy directory, compiled once as bundle entrypoints."""
 
     def __init__(self, policy_dir: Path, names: list[str]) -> None:
-        self.interpreter = Interpreter()
-        self.interpreter.log_level = LogLevel.NONE
+        self.interpreter = regopy.Interpreter()
+        self.interpreter.log_level = regopy.LogLevel.NONE
         for path in sorted(policy_dir.glob("*.rego")):
             self.interpreter.add_module(path.name, path.read_text())
         self.interpreter.add_data_json((policy_dir / "data.json").read_text())
