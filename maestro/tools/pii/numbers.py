@@ -6,7 +6,7 @@ shape of the number AND the words around it:
 
 * **Phone**: 7..15 digits in groups separated by single spaces, dots or dashes, an optional ``+``/``00``
   country prefix, ``(0)`` trunk notation and an extension. Fires without context only for unambiguous
-  shapes (``+CC ...``, ``00CC ...``, North-American ``(NXX) NXX-XXXX`` / ``NXX-NXX-XXXX``); otherwise a
+  shapes (``+CC ...``, ``00CC ...``, North-American ``(415) 555-0134`` / ``415-555-0134``); otherwise a
   phone word (phone, tel, mobile, fax, call, office, ...) must be near. Never fires on IPv4 addresses,
   dates (``2024-01-15``, ``15.01.2024``), SSN shapes, Luhn-valid card-length runs, prices (a currency
   sign or code just before), numbers glued to letters (git SHAs, UUIDs, digests) or after an
