@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from maestro.core.errors import InvalidRequest, NotFound, RetrievalUnavailable
 from maestro.retrieval.stores.factory import open_vector_store
-from maestro.retrieval.types import ChunkRecord
+from maestro.retrieval.types import ChunkRecord, SparseVector
 
 __all__ = ["RetrievalUnavailable", "open_vector_store"]
 
@@ -127,3 +127,14 @@ def filter_items(filters: Mapping[str, Any] | None) -> list[tuple[str, str | int
             )
         items.append((key if key in _FILTERABLE else f"extra.{key}", value))
     return items
+
+
+def check_query(dense: Sequence[float] | None, sparse: SparseVector | None) -> None:
+    """A search needs at least one leg."""
+    if dense is None and sparse is None:
+        raise InvalidRequest("search needs a dense vector, a sparse vector or both")
+
+
+def prefetch_depth(limit: int) -> int:
+    """How many candidates each leg of a hybrid search contributes to the RRF fusion."""
+    return max(limit * 4, 20)

@@ -48,10 +48,12 @@ from maestro.retrieval.stores import (
     SPARSE,
     RetrievalUnavailable,
     check_collection_name,
+    check_query,
     filter_items,
     from_payload,
     missing_collection,
     point_id,
+    prefetch_depth,
     to_payload,
 )
 from maestro.retrieval.types import Hit, SparseVector, StoredChunk
@@ -246,8 +248,7 @@ class QdrantEdgeStore:
         filters: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         """``tenant``'s nearest chunks: dense, sparse or both (RRF); the tenant filter is in the query."""
-        if dense is None and sparse is None:
-            raise InvalidRequest("search needs a dense vector, a sparse vector or both")
+        check_query(dense, sparse)
         shard = self._existing(collection)
         conditions: list[_CONDITION] = [
             FieldCondition(key, match=MatchValue(int(value) if isinstance(value, bool) else value))
@@ -268,7 +269,7 @@ class QdrantEdgeStore:
             query, params = legs[0]
             request = QueryRequest(limit=limit, query=query, filter=scope, params=params, with_payload=True)
         else:
-            depth = max(limit * 4, 20)
+            depth = prefetch_depth(limit)
             request = QueryRequest(
                 limit=limit,
                 prefetches=[

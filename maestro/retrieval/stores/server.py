@@ -23,10 +23,12 @@ from maestro.retrieval.stores import (
     SPARSE,
     RetrievalUnavailable,
     check_collection_name,
+    check_query,
     filter_items,
     from_payload,
     missing_collection,
     point_id,
+    prefetch_depth,
     to_payload,
 )
 from maestro.retrieval.types import Hit, SparseVector, StoredChunk
@@ -178,8 +180,7 @@ class QdrantServerStore:
         filters: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         """``tenant``'s nearest chunks: dense, sparse or both (RRF); the tenant filter is in the query."""
-        if dense is None and sparse is None:
-            raise InvalidRequest("search needs a dense vector, a sparse vector or both")
+        check_query(dense, sparse)
         self._existing(collection)
         scope = _scope(collection, tenant, [_match(key, value) for key, value in filter_items(filters)])
         legs: list[tuple[Any, str, models.SearchParams | None]] = []
@@ -203,7 +204,7 @@ class QdrantServerStore:
                     with_payload=True,
                 )
             else:
-                depth = max(limit * 4, 20)
+                depth = prefetch_depth(limit)
                 response = self._client.query_points(
                     collection,
                     prefetch=[
