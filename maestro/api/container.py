@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,6 +29,11 @@ from maestro.router.types import LLMClient
 from maestro.tools.pii import PIIGuard, PIIPromptGuard
 from maestro.tools.pii.quick import QuickRedactor
 
+if TYPE_CHECKING:
+    from maestro.retrieval.answer import RagService
+    from maestro.retrieval.factory import RetrievalStack
+    from maestro.retrieval.ingest import Ingestor
+
 
 @dataclass
 class Services:
@@ -43,6 +50,53 @@ class Services:
     authorizer: Authorizer
     approvals: ApprovalStore
     metrics: Metrics | None = None
+    _retrieval: RetrievalStack | None = field(default=None, repr=False)
+    _retrieval_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, kind: str, payload: dict[str, Any]) -> None:
+        """Append a ledger entry whose tenant and actor come from the payload."""
+        _append(self.ledger, kind, payload)
+
+    def retrieval(self) -> RetrievalStack:
+        """The vector store, embedder and retriever, opened on first use (Qdrant Edge locks its data dir)."""
+        with self._retrieval_lock:
+            if self._retrieval is None:
+                from maestro.retrieval.factory import open_retrieval
+
+                self._retrieval = open_retrieval(self.settings)
+            return self._retrieval
+
+    def rag(self) -> RagService:
+        from maestro.retrieval.answer import RagService
+
+        stack = self.retrieval()
+        return RagService(
+            stack.retriever,
+            self.router,
+            self.authorizer,
+            verifier=stack.verifier,
+            record=self.record,
+            suspect=self.settings.rag_suspect_chunks,
+            structured=self.settings.rag_structured,
+        )
+
+    def ingestor(self) -> Ingestor:
+        """An ingestor whose chunks are flagged by this deployment's PII guard."""
+        guard = self.pii
+
+        def detect(texts: Sequence[str]) -> list[bool]:
+            return [bool(found) for found in guard.scan_many(texts)]
+
+        return self.retrieval().ingestor(pii_detector=detect)
+
+    def close(self) -> None:
+        """Flush what the router still queues, close the vector store, dispose of the DB pool."""
+        self.router.close()
+        with self._retrieval_lock:
+            if self._retrieval is not None:
+                self._retrieval.close()
+                self._retrieval = None
+        self.engine.dispose()
 
 
 def build_services(
@@ -72,8 +126,7 @@ def build_services(
     )
 
     def record(kind: str, payload: dict[str, Any]) -> None:
-        actor = payload.get("principal_id") or payload.get("decided_by") or payload.get("requested_by")
-        ledger.append(kind, payload, tenant=payload.get("tenant"), actor=actor)
+        _append(ledger, kind, payload)
 
     engine_policy = (
         build_policy_engine(settings)
@@ -94,6 +147,11 @@ def build_services(
         approvals=ApprovalStore(engine, authorizer=authorizer, record=record),
         metrics=metrics,
     )
+
+
+def _append(ledger: Ledger, kind: str, payload: dict[str, Any]) -> None:
+    actor = payload.get("principal_id") or payload.get("decided_by") or payload.get("requested_by")
+    ledger.append(kind, payload, tenant=payload.get("tenant"), actor=actor)
 
 
 def _derived_key(signing_key: Ed25519PrivateKey, purpose: bytes) -> bytes:

@@ -12,7 +12,7 @@ from maestro import __version__
 from maestro.api.container import build_services
 from maestro.api.errors import ERROR_RESPONSES, install_error_handlers
 from maestro.api.metrics import create_metrics
-from maestro.api.routes import approvals, chat, decisions, health, keys, ledger
+from maestro.api.routes import approvals, chat, decisions, health, keys, ledger, rag
 from maestro.core.settings import Settings
 from maestro.router.factory import load_routing_config
 from maestro.router.types import LLMClient
@@ -30,13 +30,12 @@ def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAP
         try:
             yield
         finally:
-            services.router.close()  # write what is still queued before the process goes
-            services.engine.dispose()
+            services.close()  # write what the router still queues, release the vector store
 
     app = FastAPI(title="Maestro", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)
-    for area in (chat, decisions, keys, ledger, approvals):
+    for area in (chat, decisions, keys, ledger, approvals, rag):
         app.include_router(area.router, responses=ERROR_RESPONSES)
 
     @app.middleware("http")

@@ -84,6 +84,22 @@ class Settings(BaseSettings):
         default=None, description="A Qdrant server; default: Qdrant Edge in data_dir."
     )
     qdrant_api_key: SecretStr | None = None
+    embedder: Literal["minilm", "hashing"] = Field(
+        default="minilm",
+        description="Dense embeddings: MiniLM on CPU; 'hashing' is a torch-free word-overlap stand-in.",
+    )
+    rag_support_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Support a cited chunk must give a sentence to keep it."
+    )
+    rag_unsupported: Literal["drop", "flag"] = Field(
+        default="drop", description="Unsupported answer sentences: drop them, or keep them marked."
+    )
+    rag_structured: Literal["auto", "always", "never"] = Field(
+        default="auto", description="JSON answers: auto = when the model supports it and is not embedded."
+    )
+    rag_suspect_chunks: Literal["drop", "quote"] = Field(
+        default="drop", description="Chunks that read like instructions: keep out of prompts, or quote."
+    )
 
     local_model_path: Path | None = Field(default=None, description="GGUF file; default SmolLM2-135M.")
     local_threads: int | None = Field(default=None, ge=1)

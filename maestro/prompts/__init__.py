@@ -1,1 +1,1 @@
-"""prompts package."""
+"""Versioned prompt templates: Jinja2 files under ``templates/`` and a loader that hashes each version."""

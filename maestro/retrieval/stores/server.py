@@ -151,8 +151,16 @@ class QdrantServerStore:
 
     def chunk_ids(self, collection: str, *, tenant: str, source: str) -> set[str]:
         """The ids of ``tenant``'s chunks from ``source`` (for replacing only the chunks that changed)."""
+        return self._scroll_field(
+            collection, _scope(collection, tenant, [_match("source", source)]), "chunk_id"
+        )
+
+    def sources(self, collection: str, *, tenant: str) -> set[str]:
+        """Every source ``tenant`` has chunks from (for removing the chunks of deleted files)."""
+        return self._scroll_field(collection, _scope(collection, tenant, []), "source")
+
+    def _scroll_field(self, collection: str, scope: models.Filter, key: str) -> set[str]:
         self._existing(collection)
-        scope = _scope(collection, tenant, [_match("source", source)])
         found: set[str] = set()
         offset: models.ExtendedPointId | None = None
         while True:
@@ -162,10 +170,10 @@ class QdrantServerStore:
                     scroll_filter=scope,
                     limit=_SCROLL_PAGE,
                     offset=offset,
-                    with_payload=["chunk_id"],
+                    with_payload=[key],
                     with_vectors=False,
                 )
-            found.update(str((record.payload or {})["chunk_id"]) for record in records)
+            found.update(str((record.payload or {})[key]) for record in records)
             if offset is None:
                 return found
 
