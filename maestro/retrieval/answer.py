@@ -157,7 +157,7 @@ class RagService:
 
     async def answer(self, authority: Authority, query: RagQuery) -> RagAnswer:
         hits = await asyncio.to_thread(self.retrieve, authority, query)
-        suspects = [h.chunk.injection_suspect or looks_like_instructions(h.chunk.text).suspect for h in hits]
+        suspects = _suspects(hits)
         flagged = [h.chunk.chunk_id for h, s in zip(hits, suspects, strict=True) if s]
         usable = [(h, s) for h, s in zip(hits, suspects, strict=True) if not (s and self.suspect == "drop")]
         if not usable:
@@ -261,3 +261,31 @@ class RagService:
                 "prompts": result.prompt_refs,
             },
         )
+
+
+_SEAM_CHARS = 300
+
+
+def _suspects(hits: list[Hit]) -> list[bool]:
+    """Which hits read like instructions: alone (flag from ingest, re-checked now), or across a seam.
+
+    A payload split over two chunks ("... ignore all previous" | "instructions and ...") is invisible to
+    a per-chunk check; the text around each seam is checked too (both ways round), for consecutive hits
+    in prompt order and for hits that are neighbours in their source document.
+    """
+    flags = [h.chunk.injection_suspect or looks_like_instructions(h.chunk.text).suspect for h in hits]
+    pairs = {(i, i + 1) for i in range(len(hits) - 1)}
+    order = sorted(range(len(hits)), key=lambda i: (hits[i].chunk.source, hits[i].chunk.start))
+    pairs |= {
+        (a, b)
+        for a, b in zip(order, order[1:], strict=False)
+        if hits[a].chunk.source == hits[b].chunk.source and 0 <= hits[b].chunk.start - hits[a].chunk.end <= 2
+    }
+    for a, b in pairs:
+        for first, second in ((a, b), (b, a)):  # a model reads across the seam in either order
+            seam = " ".join(
+                (hits[first].chunk.text[-_SEAM_CHARS:] + " " + hits[second].chunk.text[:_SEAM_CHARS]).split()
+            )
+            if looks_like_instructions(seam).suspect:
+                flags[a] = flags[b] = True
+    return flags
