@@ -30,6 +30,7 @@ from maestro.tools.pii import PIIGuard, PIIPromptGuard
 from maestro.tools.pii.quick import QuickRedactor
 
 if TYPE_CHECKING:
+    from maestro.agents.runtime.runner import WorkcellRunner
     from maestro.retrieval.answer import RagService
     from maestro.retrieval.factory import RetrievalStack
     from maestro.retrieval.ingest import Ingestor
@@ -88,6 +89,20 @@ class Services:
             return [bool(found) for found in guard.scan_many(texts)]
 
         return self.retrieval().ingestor(pii_detector=detect)
+
+    def runner(self) -> WorkcellRunner:
+        """Runs workcells under an authority, with checkpoints, approvals, effects and events."""
+        from maestro.agents.runtime.runner import WorkcellRunner
+        from maestro.agents.runtime.store import RunStore
+
+        return WorkcellRunner(
+            self.settings,
+            router=self.router,
+            runs=RunStore(self.engine),
+            approvals=self.approvals,
+            authorizer=self.authorizer,
+            record=self.record,
+        )
 
     def close(self) -> None:
         """Flush what the router still queues, close the vector store, dispose of the DB pool."""

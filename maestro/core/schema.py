@@ -177,3 +177,46 @@ ledger_heads = sa.Table(
     sa.Column("key_id", sa.String(64), nullable=False),
     sa.Column("frontier", sa.JSON, nullable=False),  # RFC 6962 compact range: O(log n) appends
 )
+
+# -- workcell runs (issue 5) ---------------------------------------------------------------------------
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("workcell", sa.String(64), nullable=False),
+    sa.Column("tenant", sa.String(200), nullable=False, index=True),
+    sa.Column("principal_id", sa.String(200), nullable=False),
+    sa.Column("authority", sa.JSON, nullable=False),  # the requester's authority, to resume under it
+    sa.Column("thread_id", sa.String(80), nullable=False),
+    # queued | running | waiting | succeeded | failed | rejected
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("input", sa.JSON, nullable=False),
+    sa.Column("output", sa.JSON, nullable=True),
+    sa.Column("error", sa.JSON, nullable=True),
+    sa.Column("approval_id", sa.String(40), nullable=True),
+    sa.Column("cost_nano", sa.BigInteger, nullable=False, default=0),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+run_effects = sa.Table(
+    "run_effects",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("node", sa.String(128), primary_key=True),
+    sa.Column("effect_key", sa.String(200), primary_key=True),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

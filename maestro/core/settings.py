@@ -101,6 +101,9 @@ class Settings(BaseSettings):
         default="drop", description="Chunks that read like instructions: keep out of prompts, or quote."
     )
 
+    # -- workcell runs (issue 5) --
+    run_deadline_s: float = Field(default=600.0, gt=0, description="Wall-clock limit of one run step.")
+
     local_model_path: Path | None = Field(default=None, description="GGUF file; default SmolLM2-135M.")
     local_threads: int | None = Field(default=None, ge=1)
     local_context: int = Field(default=8_192, ge=512)

@@ -1,0 +1,1 @@
+"""The chat workcell: a multi-turn conversation routed as task ``chat``, one thread per conversation."""

@@ -1,0 +1,264 @@
+"""The workcell runtime on real LangGraph checkpoints (SQLite and PostgreSQL), the real policy and ledger.
+
+A test workcell (registered as ``remediate``, a workcell the approval policy knows) drafts a plan with
+the model, asks a human to approve, then performs an effect (an append to a file outside the DB, so a
+duplicate would be visible) exactly once. Only the model is fake (``FunctionLLM``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from maestro.agents.runtime.context import RunCaps, RunContext
+from maestro.agents.runtime.registry import Workcell, get_workcell, register, unregister
+from maestro.agents.runtime.state import BaseState
+from maestro.api.container import Services, build_services
+from maestro.core.authority import Authority, Principal
+from maestro.core.errors import ApprovalConflict, InvalidRequest, NotFound, PolicyDenied
+from maestro.core.roles import scopes_for
+from maestro.core.settings import Settings
+from maestro.router.testing import FunctionLLM
+
+EFFECT_FILE = "effects.log"
+
+
+class DeployState(BaseState, total=False):
+    target: str
+    plan: str
+    approved: bool
+    done: str
+
+
+async def draft(state: DeployState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    result = await runtime.context.complete(
+        task="chat", messages=[{"role": "user", "content": f"plan a deploy of {state['target']}"}]
+    )
+    return {"plan": result.text, "budget_used_usd": result.cost_usd}
+
+
+async def ask(state: DeployState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    decision = await runtime.context.approve(
+        "ask", action="deploy", resource={"target": state["target"]}, reason=state["plan"]
+    )
+    return {"approved": bool(decision["approved"])}
+
+
+async def act(state: DeployState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    log = Path(ctx.tools["effect_dir"]) / EFFECT_FILE
+
+    async def deploy() -> str:
+        with log.open("a") as handle:
+            handle.write(f"{ctx.run_id} {state['target']}\n")
+        return f"deployed {state['target']}"
+
+    return {"done": await ctx.effect("act", f"deploy:{state['target']}", deploy)}
+
+
+def _build() -> StateGraph[Any, Any, Any, Any]:
+    graph: StateGraph[Any, Any, Any, Any] = StateGraph(DeployState, context_schema=RunContext)
+    graph.add_node("draft", draft)
+    graph.add_node("ask", ask)
+    graph.add_node("act", act)
+    graph.add_edge(START, "draft")
+    graph.add_edge("draft", "ask")
+    graph.add_conditional_edges("ask", lambda s: "act" if s.get("approved") else END, ["act", END])
+    graph.add_edge("act", END)
+    return graph
+
+
+def _initial(payload: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(payload.get("target"), str):
+        raise InvalidRequest('deploy input must be {"target": "<name>"}')
+    return {"target": payload["target"]}
+
+
+NAME = "remediate"
+DEPLOY = Workcell(
+    name=NAME,
+    description="test workcell: plan, approve, act once",
+    action="chat",
+    build=_build,
+    initial_state=_initial,
+    output=lambda s: {"plan": s.get("plan"), "done": s.get("done"), "approved": s.get("approved")},
+)
+
+
+def _authority(name: str, roles: list[str], tenant: str = "acme") -> Authority:
+    principal = Principal(
+        id=f"prn-{name}", tenant=tenant, name=name, kind="user", roles=tuple(roles), scopes=scopes_for(roles)
+    )
+    return Authority(principal=principal, scopes=principal.scopes)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def run_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    url = None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+    return Settings(data_dir=tmp_path / "var", database_url=url, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def services(run_settings: Settings, tmp_path: Path) -> Iterator[Services]:
+    previous = register(DEPLOY)
+    built = build_services(run_settings, client=FunctionLLM(lambda m, c: "step 1: ship it"))
+    yield built
+    built.close()
+    unregister(NAME, restore=previous)
+    unregister("spin")
+
+
+def _runner(services: Services, tmp_path: Path) -> Any:
+    runner = services.runner()
+    runner.tools = {"effect_dir": str(tmp_path)}
+    return runner
+
+
+def test_approval_pauses_then_resume_acts_exactly_once(services: Services, tmp_path: Path) -> None:
+    runner = _runner(services, tmp_path)
+    events: list[tuple[str, dict[str, Any]]] = []
+    alice, bob = _authority("alice", ["engineer"]), _authority("bob", ["admin"])
+    run = asyncio.run(
+        runner.start(NAME, {"target": "api"}, alice, listener=lambda k, p: events.append((k, p)))
+    )
+    assert run.status == "waiting" and run.approval_id
+    assert [k for k, _ in events] == ["model", "node", "effect", "approval"]
+    assert not (tmp_path / EFFECT_FILE).exists()
+    pending = runner.runs.list(tenant="acme")
+    assert [r.id for r in pending if r.status == "waiting"] == [run.id]
+
+    with pytest.raises(PolicyDenied):  # the requester cannot approve their own run
+        asyncio.run(runner.decide(run.id, alice, approve=True))
+    done = asyncio.run(runner.decide(run.id, bob, approve=True, note="go"))
+    assert done.status == "succeeded"
+    assert done.output == {"plan": "step 1: ship it", "done": "deployed api", "approved": True}
+    assert (tmp_path / EFFECT_FILE).read_text() == f"{run.id} api\n"
+    with pytest.raises((ApprovalConflict, InvalidRequest)):  # a second resume is refused
+        asyncio.run(runner.decide(run.id, bob, approve=True))
+    assert (tmp_path / EFFECT_FILE).read_text() == f"{run.id} api\n"
+    kinds = [e["kind"] for e in runner.runs.events(run.id)]
+    assert kinds[:4] == ["model", "node", "effect", "approval"] and kinds[-1] == "end"
+    assert kinds.count("effect") == 2  # the approval request and the deploy, once each
+    ledger = [e.kind for e in services.ledger.entries(tenant="acme", limit=50)]
+    assert {"run.started", "run.waiting", "approval.requested", "approval.granted", "run.succeeded"} <= set(
+        ledger
+    )
+
+
+def test_refusal_ends_the_run_without_the_effect(services: Services, tmp_path: Path) -> None:
+    runner = _runner(services, tmp_path)
+    run = asyncio.run(runner.start(NAME, {"target": "db"}, _authority("alice", ["engineer"])))
+    done = asyncio.run(runner.decide(run.id, _authority("bob", ["admin"]), approve=False, note="not today"))
+    assert done.status == "rejected" and done.output is not None and done.output["approved"] is False
+    assert not (tmp_path / EFFECT_FILE).exists()
+
+
+def test_concurrent_decisions_resume_once(services: Services, tmp_path: Path) -> None:
+    runner = _runner(services, tmp_path)
+    run = asyncio.run(runner.start(NAME, {"target": "web"}, _authority("alice", ["engineer"])))
+    bob, carol = _authority("bob", ["admin"]), _authority("carol", ["admin"])
+
+    async def both() -> list[Any]:
+        return await asyncio.gather(
+            runner.decide(run.id, bob, approve=True),
+            runner.decide(run.id, carol, approve=True),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(both())
+    assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
+    assert all(
+        isinstance(o, (ApprovalConflict, InvalidRequest)) for o in outcomes if isinstance(o, BaseException)
+    )
+    assert (tmp_path / EFFECT_FILE).read_text().count("web") == 1
+
+
+def test_resume_in_another_process(services: Services, run_settings: Settings, tmp_path: Path) -> None:
+    runner = _runner(services, tmp_path)
+    run = asyncio.run(runner.start(NAME, {"target": "edge"}, _authority("alice", ["engineer"])))
+    services.close()  # this process lets go; another one resumes from the checkpoint
+    script = textwrap.dedent(
+        f"""
+        import asyncio, json, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_runtime import DEPLOY, _authority
+        from maestro.agents.runtime.registry import register
+        from maestro.api.container import build_services
+        from maestro.core.settings import Settings
+        from maestro.router.testing import FunctionLLM
+        register(DEPLOY)
+        settings = Settings(
+            data_dir={str(run_settings.data_dir)!r},
+            database_url={run_settings.database_url!r},
+            _env_file=None,
+        )
+        services = build_services(settings, client=FunctionLLM(lambda m, c: "unused"))
+        runner = services.runner()
+        runner.tools = {{"effect_dir": {str(tmp_path)!r}}}
+        done = asyncio.run(runner.decide({run.id!r}, _authority("bob", ["admin"]), approve=True))
+        services.close()
+        print(json.dumps(done.to_dict()))
+        """
+    )
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    doc = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert doc["status"] == "succeeded" and doc["output"]["done"] == "deployed edge"
+    assert (tmp_path / EFFECT_FILE).read_text() == f"{run.id} edge\n"
+
+
+def test_refusals_before_anything_runs(services: Services, tmp_path: Path) -> None:
+    runner = _runner(services, tmp_path)
+    with pytest.raises(NotFound, match="no workcell"):
+        asyncio.run(runner.start("nope", {}, _authority("alice", ["engineer"])))
+    with pytest.raises(InvalidRequest, match="deploy input"):
+        asyncio.run(runner.start(NAME, {"target": 3}, _authority("alice", ["engineer"])))
+    with pytest.raises(PolicyDenied):  # mlops holds no 'chat' scope
+        asyncio.run(runner.start(NAME, {"target": "x"}, _authority("mo", ["mlops"])))
+    assert runner.runs.list(tenant="acme") == []
+    run = asyncio.run(runner.start(NAME, {"target": "x"}, _authority("alice", ["engineer"])))
+    with pytest.raises(NotFound):  # another tenant cannot see, let alone decide, the run
+        asyncio.run(runner.decide(run.id, _authority("eve", ["admin"], tenant="globex"), approve=True))
+
+
+def test_budget_and_recursion_caps_fail_cleanly(services: Services, tmp_path: Path) -> None:
+    runner = _runner(services, tmp_path)
+    broke = asyncio.run(
+        runner.start(NAME, {"target": "x"}, _authority("alice", ["engineer"]), caps=RunCaps(budget_usd=0.0))
+    )
+    assert broke.status == "failed" and broke.error is not None and broke.error["code"] == "budget_exceeded"
+
+    def loop_build() -> StateGraph[Any, Any, Any, Any]:
+        graph: StateGraph[Any, Any, Any, Any] = StateGraph(BaseState, context_schema=RunContext)
+        graph.add_node("spin", lambda s: {"artifacts": {"n": 1}})
+        graph.add_edge(START, "spin")
+        graph.add_edge("spin", "spin")
+        return graph
+
+    register(Workcell("spin", "test", "chat", loop_build, lambda p: {}, lambda s: {}, recursion_limit=5))
+    spun = asyncio.run(runner.start("spin", {}, _authority("alice", ["engineer"])))
+    assert spun.status == "failed" and spun.error is not None and spun.error["code"] == "recursion_limit"
+
+
+def test_chat_keeps_a_thread(services: Services, tmp_path: Path) -> None:
+    services.router.client = FunctionLLM(lambda messages, c: f"you said {len(messages)} things")
+    runner = _runner(services, tmp_path)
+    alice = _authority("alice", ["engineer"])
+    first = asyncio.run(runner.start("chat", {"message": "hi"}, alice))
+    second = asyncio.run(runner.start("chat", {"message": "again"}, alice, thread_id=first.thread_id))
+    assert first.output is not None and first.output["reply"] == "you said 1 things"
+    assert (
+        second.output is not None and second.output["reply"] == "you said 3 things"
+    )  # user, assistant, user
+    assert second.output["turns"] == 2
+    assert get_workcell("chat").action == "chat"
