@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 PIP := $(BIN)/python -m pip
 
-.PHONY: setup run test lint typecheck imports unit services bench lock clean
+.PHONY: setup run test lint typecheck imports unit services bench bench-rag lock clean
 
 setup: $(STAMP) ## Install everything into .venv from the pinned constraints (idempotent)
 
@@ -38,6 +38,9 @@ test: setup services lint typecheck imports unit ## Everything CI runs
 
 bench: setup ## Run the benchmarks
 	$(BIN)/maestro bench router
+
+bench-rag: setup ## Retrieval quality and latency on the Python 3.11 docs (installs them if missing)
+	bash scripts/python-docs.sh && $(BIN)/maestro bench rag
 
 lock: ## Re-pin constraints.txt from what .venv has (local wheel paths become plain pins)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^maestro' \

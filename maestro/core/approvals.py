@@ -18,7 +18,7 @@ import builtins
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from maestro.core.authority import Authority
 from maestro.core.authorize import Authorizer, Recorder
-from maestro.core.clock import utcnow
+from maestro.core.clock import as_utc, utcnow
 from maestro.core.errors import ApprovalConflict, InvalidRequest, NotFound
 from maestro.core.ids import new_id
 from maestro.core.schema import approvals
@@ -350,9 +350,7 @@ def _json_object(resource: Mapping[str, Any]) -> dict[str, Any]:
     return copied
 
 
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC (SQLite hands back naive datetimes, which Maestro always stores in UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+_utc = as_utc
 
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:

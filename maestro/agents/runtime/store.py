@@ -18,7 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from maestro.core.clock import utcnow
+from maestro.core.clock import as_utc, utcnow
 from maestro.core.errors import ApprovalConflict, NotFound
 from maestro.core.ids import new_id
 from maestro.core.schema import from_nano, run_effects, run_events, runs, to_nano
@@ -249,6 +249,6 @@ def _record(row: sa.RowMapping) -> RunRecord:
         approval_id=row["approval_id"],
         cost_usd=from_nano(int(row["cost_nano"] or 0)),
         attempts=int(row["attempts"] or 0),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        created_at=as_utc(row["created_at"]),
+        updated_at=as_utc(row["updated_at"]),
     )

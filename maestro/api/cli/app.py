@@ -12,11 +12,19 @@ from typing import Annotated
 
 import typer
 
-from maestro.api.cli import governance_commands, rag_commands, router_commands
+from maestro.api.cli import governance_commands, graph_commands, rag_commands, router_commands, run_commands
 from maestro.api.cli.common import JsonOpt, app, db_app, settings_from_env
 from maestro.api.cli.output import emit_json, err_console, reported, write_text
 
-__all__ = ["app", "governance_commands", "main", "rag_commands", "router_commands"]
+__all__ = [
+    "app",
+    "governance_commands",
+    "graph_commands",
+    "main",
+    "rag_commands",
+    "router_commands",
+    "run_commands",
+]
 
 
 @app.command()

@@ -22,6 +22,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from maestro.core.clock import as_utc
 from maestro.core.errors import InvalidRequest
 
 MAX_KIND = 64
@@ -34,9 +35,8 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def to_utc(moment: datetime) -> datetime:
-    """``moment`` in UTC; a naive value (SQLite returns those) is taken to be UTC already."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+to_utc = as_utc
+"""``moment`` in UTC; a naive value (SQLite returns those) is taken to be UTC already."""
 
 
 def iso_utc(moment: datetime) -> str:
