@@ -77,7 +77,9 @@ def test_query_errors_exit_codes(tmp_path: Path) -> None:
     bad_name = cli(["rag", "ingest", "docs", "--collection", "../x"], tmp_path)
     assert bad_name.returncode == 2 and "invalid collection name" in bad_name.stderr
     with QdrantEdgeStore(tmp_path / "var"):  # another process holds the embedded store
-        locked = cli(["rag", "query", "How do I add a provider?", "--collection", "maestro", "--json"], tmp_path)
+        locked = cli(
+            ["rag", "query", "How do I add a provider?", "--collection", "maestro", "--json"], tmp_path
+        )
         assert locked.returncode == 1
         assert json.loads(locked.stdout)["error"]["code"] == "retrieval_unavailable"
         assert "in use by another process" in locked.stderr
