@@ -11,7 +11,7 @@ from maestro.bench.report import BenchReport
 from maestro.core.errors import InvalidRequest
 from maestro.core.settings import Settings
 
-BENCHES = ("router", "pii")
+BENCHES = ("router", "pii", "rag")
 
 __all__ = ["BENCHES", "BenchReport", "run_bench"]
 
@@ -26,4 +26,8 @@ def run_bench(name: str, *, settings: Settings, quick: bool = False) -> dict[str
         from maestro.bench.pii import bench_pii
 
         return bench_pii(settings, quick=quick).to_dict()
+    if name == "rag":
+        from maestro.bench.rag import bench_rag
+
+        return bench_rag(settings, quick=quick).to_dict()
     raise InvalidRequest(f"unknown benchmark '{name}': choose one of {', '.join(BENCHES)}")

@@ -174,16 +174,6 @@ def _timed(
     return out, _kb(texts) / max(time.perf_counter() - started, 1e-9)
 
 
-def _at_least(report: BenchReport, name: str, value: float, minimum: float, *, strict: bool = False) -> None:
-    """Record a ``value >= minimum`` (or ``>``) target, the same shape as :meth:`BenchReport.target`."""
-    met = value > minimum if strict else value >= minimum
-    report.targets[name] = {
-        "value": round(value, 4),
-        "target": f"{'>' if strict else '>='} {minimum}",
-        "met": met,
-    }
-
-
 def _load_secrets_fixture(path: Path) -> tuple[list[Sample], list[str]]:
     if not path.is_file():
         raise ConfigurationError(
@@ -287,9 +277,9 @@ def bench_pii(settings: Settings, *, quick: bool = False, data_path: Path | None
         }
     )
 
-    _at_least(report, "recall_default", report.metrics["recall_default"], 0.95)
-    _at_least(report, "precision_default", report.metrics["precision_default"], 0.90)
-    _at_least(report, "f1_default_minus_best_presidio", maestro_f1 - max(stock_f1, thr_f1), 0.0, strict=True)
-    _at_least(report, "secrets_recall", secrets_recall, 1.0)
+    report.at_least("recall_default", report.metrics["recall_default"], 0.95)
+    report.at_least("precision_default", report.metrics["precision_default"], 0.90)
+    report.at_least("f1_default_minus_best_presidio", maestro_f1 - max(stock_f1, thr_f1), 0.0, strict=True)
+    report.at_least("secrets_recall", secrets_recall, 1.0)
     report.target("lookalike_false_positives", float(lookalike_fp), at_most=0)
     return report

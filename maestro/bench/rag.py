@@ -356,16 +356,6 @@ def _pad(run: _Run, sides: Sequence[_Side], templates: Sequence[StoredChunk], co
             side.out["padded.upsert_chunks_per_s"] = count / spent
 
 
-def _at_least(report: BenchReport, name: str, value: float, minimum: float, *, strict: bool = False) -> None:
-    """Record a ``value >= minimum`` (or ``>``) target, the same shape as :meth:`BenchReport.target`."""
-    met = value > minimum if strict else value >= minimum
-    report.targets[name] = {
-        "value": round(value, 4),
-        "target": f"{'>' if strict else '>='} {minimum}",
-        "met": met,
-    }
-
-
 def _progress() -> Progress:
     console = Console(stderr=True)
     return Progress(
@@ -458,8 +448,8 @@ def _measure(run: _Run, edge: QdrantEdgeStore, local: QdrantServerStore, root: P
             _latency(run, side, queries, prefix="padded")
 
     hybrid = report.metrics[f"hybrid.recall@{K}"]
-    _at_least(report, f"hybrid.recall@{K}", hybrid, 0.90)
+    report.at_least(f"hybrid.recall@{K}", hybrid, 0.90)
     for other in ("dense", "sparse"):
         margin = hybrid - report.metrics[f"{other}.recall@{K}"]
-        _at_least(report, f"hybrid_minus_{other}.recall@{K}", margin, 0.0, strict=True)
+        report.at_least(f"hybrid_minus_{other}.recall@{K}", margin, 0.0, strict=True)
     report.target("padded.retrieval_p95_ms", report.metrics["padded.retrieval_p95_ms"], at_most=5.0)

@@ -34,6 +34,15 @@ class BenchReport:
         """Record a target of the form ``value <= at_most``."""
         self.targets[name] = {"value": round(value, 4), "target": f"<= {at_most}", "met": value <= at_most}
 
+    def at_least(self, name: str, value: float, minimum: float, *, strict: bool = False) -> None:
+        """Record a target of the form ``value >= minimum`` (``>`` with ``strict``)."""
+        met = value > minimum if strict else value >= minimum
+        self.targets[name] = {
+            "value": round(value, 4),
+            "target": f"{'>' if strict else '>='} {minimum}",
+            "met": met,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "bench": self.bench,

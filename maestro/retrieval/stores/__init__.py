@@ -23,6 +23,10 @@ __all__ = ["RetrievalUnavailable", "open_vector_store"]
 DENSE = "dense"
 SPARSE = "sparse"
 RRF_K = 2  # Qdrant's default RRF constant; Edge needs it spelt out, so both adapters use the same
+# Dense leg first, sparse second. Equal weights tie every rank-r dense hit with every rank-r sparse hit
+# and the engine breaks such ties differently from run to run; a hair of preference for the dense leg
+# makes hybrid rankings deterministic without changing what fusion means.
+RRF_WEIGHTS = (1.0, 0.999)
 _POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "maestro:retrieval:chunk")
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # Payload keys a filter may name directly; any other key is looked up in ``extra``.

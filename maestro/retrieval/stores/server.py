@@ -20,6 +20,8 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from maestro.core.errors import ConfigurationError, InvalidRequest
 from maestro.retrieval.stores import (
     DENSE,
+    RRF_K,
+    RRF_WEIGHTS,
     SPARSE,
     RetrievalUnavailable,
     check_collection_name,
@@ -219,7 +221,7 @@ class QdrantServerStore:
                         models.Prefetch(query=query, using=using, filter=scope, params=params, limit=depth)
                         for query, using, params in legs
                     ],
-                    query=models.FusionQuery(fusion=models.Fusion.RRF),
+                    query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=list(RRF_WEIGHTS[: len(legs)]))),
                     query_filter=scope,
                     limit=limit,
                     with_payload=True,
