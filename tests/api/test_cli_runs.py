@@ -1,0 +1,50 @@
+"""``maestro run`` / ``maestro runs`` through the real entry point, with the real local model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+
+def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_") and not k.endswith("_API_KEY")
+    }
+    environment["MAESTRO_DATA_DIR"] = str(cwd / "var")
+    return subprocess.run(
+        [MAESTRO, *args], capture_output=True, text=True, env=environment, cwd=cwd, timeout=600
+    )
+
+
+def test_run_chat_then_list_and_show(tmp_path: Path) -> None:
+    done = cli(["run", "chat", "--input", '{"message": "Say hello"}', "--json"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    run: dict[str, Any] = json.loads(done.stdout)
+    assert run["status"] == "succeeded" and run["workcell"] == "chat"
+    assert run["output"]["reply"].strip() and run["output"]["decision_id"].startswith("dec")
+
+    listed = json.loads(cli(["runs", "list", "--json"], tmp_path).stdout)
+    assert [r["id"] for r in listed["runs"]] == [run["id"]]
+    shown = json.loads(cli(["runs", "show", run["id"], "--json"], tmp_path).stdout)
+    assert [e["kind"] for e in shown["events"]] == ["model", "node", "end"]
+    workcells = json.loads(cli(["runs", "workcells", "--json"], tmp_path).stdout)
+    assert "chat" in {w["name"] for w in workcells["workcells"]}
+
+
+def test_run_errors_exit_codes(tmp_path: Path) -> None:
+    unknown = cli(["run", "nope", "--json"], tmp_path)
+    assert unknown.returncode == 1 and json.loads(unknown.stdout)["error"]["code"] == "not_found"
+    bad_json = cli(["run", "chat", "--input", "{not json"], tmp_path)
+    assert bad_json.returncode == 2 and "not valid JSON" in bad_json.stderr
+    bad_input = cli(["run", "chat", "--input", '{"msg": 1}'], tmp_path)
+    assert bad_input.returncode == 2 and "chat input must be" in bad_input.stderr
+    missing = cli(["runs", "show", "run_doesnotexist"], tmp_path)
+    assert missing.returncode == 1 and "no run" in missing.stderr
+    no_approval = cli(["runs", "approve", "run_doesnotexist"], tmp_path)
+    assert no_approval.returncode == 1
