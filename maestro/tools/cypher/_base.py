@@ -6,6 +6,7 @@ to the next clause keyword, so one pass lists every reason (up to :data:`MAX_REA
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -81,7 +82,7 @@ def show(token: Token) -> str:
     return repr(token.text)
 
 
-class ParserBase:
+class ParserBase(ABC):
     """Cursor state and helpers shared by the expression, pattern and clause parsers."""
 
     def __init__(self, source: str, tokens: list[Token], config: GuardConfig) -> None:
@@ -206,24 +207,30 @@ class ParserBase:
             return toks[after + 2].kind == OP and toks[after + 2].upper in ("[", "-")
         return False
 
-    # -- implemented by the mixins ----------------------------------------------------------------
+    # -- implemented by the mixins (ExpressionMixin, PatternMixin) and CypherParser ----------------
+    @abstractmethod
     def expression(self, min_prec: int = 1) -> None:
-        raise NotImplementedError
+        """Parse one expression (precedence climbing from ``min_prec``)."""
 
+    @abstractmethod
     def map_literal(self) -> None:
-        raise NotImplementedError
+        """Parse ``{key: expression, ...}``."""
 
+    @abstractmethod
     def label_expression(self) -> None:
-        raise NotImplementedError
+        """Parse a label expression after ``:`` (``A|B``, ``!A``, ``%``)."""
 
+    @abstractmethod
     def pattern_element(self) -> PartInfo:
-        raise NotImplementedError
+        """Parse one path pattern; return what the scope check needs."""
 
+    @abstractmethod
     def pattern_list(self) -> list[PartInfo]:
-        raise NotImplementedError
+        """Parse comma-separated path patterns."""
 
+    @abstractmethod
     def query(self, *, top: bool, require_return: bool) -> tuple[str, ...]:
-        raise NotImplementedError
+        """Parse a (sub)query; return the names it projects."""
 
 
 def _match_brackets(parser: ParserBase, tokens: list[Token]) -> list[int]:
