@@ -184,7 +184,8 @@ class RagService:
     async def _generate(
         self, authority: Authority, query: RagQuery, sources: list[PromptSource]
     ) -> tuple[str, str, str, list[str]]:
-        user = load_prompt("rag_answer_user").render(sources=sources, question=query.question)
+        user_prompt = load_prompt("rag_answer_user")
+        user = user_prompt.render(sources=sources, question=query.question)
         pii = any(s.hit.chunk.pii for s in sources)
 
         def request(structured: bool) -> tuple[RouteRequest, str]:
@@ -220,7 +221,7 @@ class RagService:
                 completion = await self.router.complete(plain)  # no JSON-capable model is eligible now
         else:
             completion = await self.router.complete(plain)
-        refs = [system_ref, load_prompt("rag_answer_user").ref]
+        refs = [system_ref, user_prompt.ref]
         return completion.text, completion.model, completion.decision.id, refs
 
     def _wants_structured(self, plain: RouteRequest) -> bool:

@@ -25,13 +25,12 @@ an answer.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from maestro.retrieval.embeddings import Embedder
+from maestro.retrieval.embeddings import Embedder, cosine
 from maestro.retrieval.sparse import tokenize
 from maestro.retrieval.types import Hit
 
@@ -233,19 +232,13 @@ def content_terms(text: str) -> set[str]:
     return {_stem(t) for t in tokenize(text)}
 
 
-def lexical_support(sentence: str, chunk: str) -> float:
-    """The share of the sentence's content words (stemmed) that occur in the chunk; 0 for no words."""
-    words = content_terms(sentence)
+def lexical_support(sentence: str, chunk: str, *, ignore: str = "") -> float:
+    """The share of the sentence's content words (stemmed) that occur in the chunk, not counting words
+    that also occur in ``ignore`` (the question); 0 when no word is left."""
+    words = content_terms(sentence) - content_terms(ignore)
     if not words:
         return 0.0
     return len(words & content_terms(chunk)) / len(words)
-
-
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(x * x for x in a)) or 1.0
-    nb = math.sqrt(sum(y * y for y in b)) or 1.0
-    return dot / (na * nb)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,9 +334,8 @@ class CitationVerifier:
         question: str = "",
     ) -> float:
         """``w·lexical + (1−w)·cosine``; the lexical part counts only words the question did not bring."""
-        words = content_terms(sentence) - content_terms(question)
-        lexical = len(words & content_terms(chunk)) / len(words) if words else 0.0
-        semantic = max(0.0, _cosine(sentence_vec, chunk_vec))
+        lexical = lexical_support(sentence, chunk, ignore=question)
+        semantic = max(0.0, cosine(sentence_vec, chunk_vec))
         return self.lexical_weight * lexical + (1 - self.lexical_weight) * semantic
 
     def verify(

@@ -28,7 +28,15 @@ from maestro.retrieval.sparse import tokenize
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["MINILM_DIM", "MINILM_NAME", "Embedder", "EmbeddingCache", "HashingEmbedder", "MiniLMEmbedder"]
+__all__ = [
+    "MINILM_DIM",
+    "MINILM_NAME",
+    "Embedder",
+    "EmbeddingCache",
+    "HashingEmbedder",
+    "MiniLMEmbedder",
+    "cosine",
+]
 
 MINILM_NAME = "all-MiniLM-L6-v2"
 MINILM_DIM = 384
@@ -68,6 +76,14 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> tuple[float, ...]:
         """The vector of a search query."""
         ...
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two vectors (0 for a zero vector)."""
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(x * x for x in a)) or 1.0
+    nb = math.sqrt(sum(y * y for y in b)) or 1.0
+    return dot / (na * nb)
 
 
 def text_key(model: str, text: str) -> str:

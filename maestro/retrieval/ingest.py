@@ -120,17 +120,17 @@ def source_name(path: Path, root: Path) -> str:
 
 @dataclass
 class _Pending:
+    """A loaded file: its chunks now, the ones not in the store yet, and the stored ones that are gone."""
+
     source: str
     records: list[ChunkRecord]
-    existing: set[str]
+    new: list[ChunkRecord]
+    stale: set[str]
 
-    @property
-    def new(self) -> list[ChunkRecord]:
-        return [r for r in self.records if r.chunk_id not in self.existing]
-
-    @property
-    def stale(self) -> set[str]:
-        return self.existing - {r.chunk_id for r in self.records}
+    @classmethod
+    def of(cls, source: str, records: list[ChunkRecord], existing: set[str]) -> _Pending:
+        new = [r for r in records if r.chunk_id not in existing]
+        return cls(source, records, new, existing - {r.chunk_id for r in records})
 
 
 class Ingestor:
@@ -187,6 +187,7 @@ class Ingestor:
         report = IngestReport(collection=collection, tenant=tenant)
         now = datetime.now(UTC)
         batch: list[_Pending] = []
+        batched = 0  # new chunks waiting in ``batch``
         seen: set[str] = set()
         for done, path in enumerate(files, start=1):
             source = source_name(path, root)
@@ -198,9 +199,10 @@ class Ingestor:
                 report.files.append(outcome_or_pending)
             else:
                 batch.append(outcome_or_pending)
-                if sum(len(p.new) for p in batch) >= self.batch_chunks:
+                batched += len(outcome_or_pending.new)
+                if batched >= self.batch_chunks:
                     report.files.extend(self._write(collection, tenant, batch))
-                    batch = []
+                    batch, batched = [], 0
             if progress is not None:
                 progress(done, len(files), source)
         report.files.extend(self._write(collection, tenant, batch))
@@ -230,7 +232,7 @@ class Ingestor:
         if not records:
             return FileOutcome(source, "skipped", reason="no text to index", code="empty")
         existing = self.store.chunk_ids(collection, tenant=tenant, source=source)
-        return _Pending(source, records, existing)
+        return _Pending.of(source, records, existing)
 
     def _write(self, collection: str, tenant: str, batch: list[_Pending]) -> list[FileOutcome]:
         """Embed the batch's new chunks together, then per file upsert new chunks and delete stale ones."""

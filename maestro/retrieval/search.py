@@ -11,13 +11,12 @@ vectors (taken from the embedding cache, so a chunk ingested earlier is not re-e
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from maestro.core.errors import InvalidRequest
-from maestro.retrieval.embeddings import Embedder
+from maestro.retrieval.embeddings import Embedder, cosine
 from maestro.retrieval.sparse import SparseEncoder
 from maestro.retrieval.types import Hit, VectorStore
 
@@ -79,24 +78,17 @@ class Retriever:
         return [hits[i] for i in order]
 
 
-def _cos(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(x * x for x in a)) or 1.0
-    nb = math.sqrt(sum(y * y for y in b)) or 1.0
-    return dot / (na * nb)
-
-
 def mmr_select(
     query: Sequence[float], candidates: Sequence[Sequence[float]], *, k: int, lambda_: float = 0.7
 ) -> list[int]:
     """Indices of ``k`` candidates chosen by maximal marginal relevance (in pick order)."""
-    relevance = [_cos(query, c) for c in candidates]
+    relevance = [cosine(query, c) for c in candidates]
     picked: list[int] = []
     remaining = list(range(len(candidates)))
     while remaining and len(picked) < k:
 
         def gain(i: int) -> float:
-            redundancy = max((_cos(candidates[i], candidates[j]) for j in picked), default=0.0)
+            redundancy = max((cosine(candidates[i], candidates[j]) for j in picked), default=0.0)
             return lambda_ * relevance[i] - (1.0 - lambda_) * redundancy
 
         best = max(remaining, key=gain)

@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-MAESTRO = str(Path(sys.executable).with_name("maestro"))
-
-
-def cli(
-    args: list[str], tmp_path: Path, *, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_") and not k.endswith("_API_KEY")
-    }
-    environment["MAESTRO_DATA_DIR"] = str(tmp_path / "var")
-    environment.update(env or {})
-    return subprocess.run(
-        [MAESTRO, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tmp_path,
-        timeout=300,
-    )
+if TYPE_CHECKING:
+    from conftest import MaestroCli  # tests/api/conftest.py: the `cli` fixture
 
 
 def test_help_is_fast_and_imports_nothing_heavy() -> None:
@@ -46,7 +27,7 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
     assert "HEAVY []" in done.stderr
 
 
-def test_route_explain_json_shape(tmp_path: Path) -> None:
+def test_route_explain_json_shape(tmp_path: Path, cli: MaestroCli) -> None:
     done = cli(
         ["route", "explain", "--task", "chat", "--json"], tmp_path, stdin="Summarise the release notes"
     )
@@ -73,7 +54,7 @@ def test_route_explain_json_shape(tmp_path: Path) -> None:
     assert hosted["eligible"] is False and "OPENAI_API_KEY" in hosted["reasons"][0]
 
 
-def test_route_explain_sees_a_provider_key(tmp_path: Path) -> None:
+def test_route_explain_sees_a_provider_key(tmp_path: Path, cli: MaestroCli) -> None:
     done = cli(
         ["route", "explain", "--task", "codegen.edit", "--json"],
         tmp_path,
@@ -85,7 +66,7 @@ def test_route_explain_sees_a_provider_key(tmp_path: Path) -> None:
     assert "gpt-4o" in doc["fallbacks"]
 
 
-def test_models_json(tmp_path: Path) -> None:
+def test_models_json(tmp_path: Path, cli: MaestroCli) -> None:
     done = cli(["models", "--json"], tmp_path)
     assert done.returncode == 0, done.stderr
     models = {m["name"]: m for m in json.loads(done.stdout)["models"]}
@@ -105,20 +86,22 @@ def test_models_json(tmp_path: Path) -> None:
         (["bench", "nope"], "", 2, "unknown benchmark"),
     ],
 )
-def test_errors_exit_codes(tmp_path: Path, args: list[str], stdin: str, code: int, needle: str) -> None:
+def test_errors_exit_codes(
+    tmp_path: Path, args: list[str], stdin: str, code: int, needle: str, cli: MaestroCli
+) -> None:
     done = cli(args, tmp_path, stdin=stdin)
     assert done.returncode == code, (done.stdout, done.stderr)
     assert needle in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_error_json_goes_to_stdout(tmp_path: Path) -> None:
+def test_error_json_goes_to_stdout(tmp_path: Path, cli: MaestroCli) -> None:
     done = cli(["ask", "", "--json"], tmp_path)
     assert done.returncode == 2
     assert json.loads(done.stdout)["error"]["code"] == "invalid_request"
 
 
-def test_malformed_catalog_exits_2_naming_the_file(tmp_path: Path) -> None:
+def test_malformed_catalog_exits_2_naming_the_file(tmp_path: Path, cli: MaestroCli) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\ndeployments:\n  - name: a\n    model: openai/a\n    colour: blue\n")
     done = cli(["models"], tmp_path, env={"MAESTRO_CATALOG_PATH": str(bad)})
@@ -126,7 +109,7 @@ def test_malformed_catalog_exits_2_naming_the_file(tmp_path: Path) -> None:
     assert f"{bad}: deployments[0] ('a').colour: Extra inputs are not permitted" in done.stderr
 
 
-def test_budget_set_and_show(tmp_path: Path) -> None:
+def test_budget_set_and_show(tmp_path: Path, cli: MaestroCli) -> None:
     done = cli(["budget", "set", "--tenant", "acme", "--usd", "12.5", "--json"], tmp_path)
     assert done.returncode == 0, done.stderr
     shown = json.loads(cli(["budget", "show", "--tenant", "acme", "--json"], tmp_path).stdout)
@@ -134,7 +117,7 @@ def test_budget_set_and_show(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ask_answers_with_the_local_model(tmp_path: Path) -> None:
+def test_ask_answers_with_the_local_model(tmp_path: Path, cli: MaestroCli) -> None:
     """One real SmolLM2 generation through the whole path: CLI, router, litellm, llama.cpp."""
     done = cli(["ask", "Say hello", "--max-tokens", "24", "--json"], tmp_path)
     assert done.returncode == 0, done.stderr
@@ -147,7 +130,7 @@ def test_ask_answers_with_the_local_model(tmp_path: Path) -> None:
     assert json.loads(explained.stdout)["decision_id"] != doc["decision_id"]
 
 
-def test_ledger_verify_catches_a_flipped_byte(tmp_path: Path) -> None:
+def test_ledger_verify_catches_a_flipped_byte(tmp_path: Path, cli: MaestroCli) -> None:
     import sqlite3
 
     for prompt in ("first", "second", "third"):

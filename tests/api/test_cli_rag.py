@@ -7,26 +7,15 @@ real chunks of real files.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maestro.retrieval.stores.edge import QdrantEdgeStore
 
-MAESTRO = str(Path(sys.executable).with_name("maestro"))
+if TYPE_CHECKING:
+    from conftest import MaestroCli  # tests/api/conftest.py: the `cli` fixture
+
 REPO_DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-
-def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_") and not k.endswith("_API_KEY")
-    }
-    environment["MAESTRO_DATA_DIR"] = str(cwd / "var")
-    return subprocess.run(
-        [MAESTRO, *args], capture_output=True, text=True, env=environment, cwd=cwd, timeout=600
-    )
 
 
 def _copy_docs(tmp_path: Path) -> Path:
@@ -38,7 +27,7 @@ def _copy_docs(tmp_path: Path) -> Path:
     return target
 
 
-def test_ingest_then_query_cites_real_chunks(tmp_path: Path) -> None:
+def test_ingest_then_query_cites_real_chunks(tmp_path: Path, cli: MaestroCli) -> None:
     docs = _copy_docs(tmp_path)
     done = cli(["rag", "ingest", "docs", "--collection", "maestro", "--json"], tmp_path)
     assert done.returncode == 0, done.stderr
@@ -67,7 +56,7 @@ def test_ingest_then_query_cites_real_chunks(tmp_path: Path) -> None:
         assert f"[{citation['n']}]" in doc["answer"]
 
 
-def test_query_errors_exit_codes(tmp_path: Path) -> None:
+def test_query_errors_exit_codes(tmp_path: Path, cli: MaestroCli) -> None:
     _copy_docs(tmp_path)
     assert cli(["rag", "ingest", "docs", "--collection", "maestro"], tmp_path).returncode == 0
     missing = cli(["rag", "query", "anything?", "--collection", "nope"], tmp_path)

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-MAESTRO = str(Path(sys.executable).with_name("maestro"))
-
-
-def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_") and not k.endswith("_API_KEY")
-    }
-    environment["MAESTRO_DATA_DIR"] = str(cwd / "var")
-    return subprocess.run(
-        [MAESTRO, *args], capture_output=True, text=True, env=environment, cwd=cwd, timeout=600
-    )
+if TYPE_CHECKING:
+    from conftest import MaestroCli  # tests/api/conftest.py: the `cli` fixture
 
 
-def test_run_chat_then_list_and_show(tmp_path: Path) -> None:
+def test_run_chat_then_list_and_show(tmp_path: Path, cli: MaestroCli) -> None:
     done = cli(["run", "chat", "--input", '{"message": "Say hello"}', "--json"], tmp_path)
     assert done.returncode == 0, done.stderr
     run: dict[str, Any] = json.loads(done.stdout)
@@ -37,7 +25,7 @@ def test_run_chat_then_list_and_show(tmp_path: Path) -> None:
     assert "chat" in {w["name"] for w in workcells["workcells"]}
 
 
-def test_run_errors_exit_codes(tmp_path: Path) -> None:
+def test_run_errors_exit_codes(tmp_path: Path, cli: MaestroCli) -> None:
     unknown = cli(["run", "nope", "--json"], tmp_path)
     assert unknown.returncode == 1 and json.loads(unknown.stdout)["error"]["code"] == "not_found"
     bad_json = cli(["run", "chat", "--input", "{not json"], tmp_path)

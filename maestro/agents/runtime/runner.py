@@ -20,7 +20,7 @@ from langgraph.types import Command
 from maestro.agents.runtime.checkpoints import open_checkpointer
 from maestro.agents.runtime.context import Listener, RunCaps, RunContext
 from maestro.agents.runtime.registry import Workcell, get_workcell
-from maestro.agents.runtime.store import RunRecord, RunStore
+from maestro.agents.runtime.store import ACTIVE, RunRecord, RunStore
 from maestro.core.approvals import ApprovalStore
 from maestro.core.authority import Authority, Principal
 from maestro.core.authorize import Authorizer
@@ -136,10 +136,10 @@ class WorkcellRunner:
         )
 
     def _check_thread(self, thread_id: str, authority: Authority) -> None:
-        previous = [r for r in self.runs.list(tenant=authority.tenant, limit=200) if r.thread_id == thread_id]
+        previous = self.runs.list(tenant=authority.tenant, thread_id=thread_id, limit=1000)
         if not previous:
             raise NotFound(f"no conversation thread {thread_id!r} in this tenant", thread_id=thread_id)
-        if any(r.status in ("queued", "running", "waiting") for r in previous):
+        if any(r.status in ACTIVE for r in previous):
             raise InvalidRequest(
                 f"thread {thread_id!r} has a run in progress: wait for it or decide its approval"
             )

@@ -116,10 +116,14 @@ class RunStore:
             raise NotFound(f"no run {run_id!r} in this tenant", run_id=run_id)
         return _record(row)
 
-    def list(self, *, tenant: str, status: str | None = None, limit: int = 50) -> builtins.list[RunRecord]:
+    def list(
+        self, *, tenant: str, status: str | None = None, thread_id: str | None = None, limit: int = 50
+    ) -> builtins.list[RunRecord]:
         query = sa.select(runs).where(runs.c.tenant == tenant).order_by(runs.c.created_at.desc()).limit(limit)
         if status is not None:
             query = query.where(runs.c.status == status)
+        if thread_id is not None:
+            query = query.where(runs.c.thread_id == thread_id)
         with self._engine.connect() as conn:
             return [_record(row) for row in conn.execute(query).mappings()]
 
