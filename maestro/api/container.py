@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from maestro.retrieval.answer import RagService
     from maestro.retrieval.factory import RetrievalStack
     from maestro.retrieval.ingest import Ingestor
+    from maestro.tools.graph.catalog import GraphCatalog
+    from maestro.tools.graph.types import GraphBackend
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Services:
     metrics: Metrics | None = None
     _retrieval: RetrievalStack | None = field(default=None, repr=False)
     _retrieval_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _graph: GraphBackend | None = field(default=None, repr=False)
+    _graph_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, kind: str, payload: dict[str, Any]) -> None:
         """Append a ledger entry whose tenant and actor come from the payload."""
@@ -90,6 +94,21 @@ class Services:
 
         return self.retrieval().ingestor(pii_detector=detect)
 
+    def graph(self) -> GraphBackend:
+        """The graph engine (embedded FalkorDB unless MAESTRO_GRAPH_URL names a server), opened on first use."""
+        with self._graph_lock:
+            if self._graph is None:
+                from maestro.tools.graph.factory import open_graph
+
+                self._graph = open_graph(self.settings)
+            return self._graph
+
+    def graph_catalog(self) -> GraphCatalog:
+        """The tenant -> graph mapping (which graphs a tenant has, and their physical keys)."""
+        from maestro.tools.graph.catalog import GraphCatalog
+
+        return GraphCatalog(self.engine)
+
     def runner(self) -> WorkcellRunner:
         """Runs workcells under an authority, with checkpoints, approvals, effects and events."""
         from maestro.agents.runtime.runner import WorkcellRunner
@@ -111,6 +130,10 @@ class Services:
             if self._retrieval is not None:
                 self._retrieval.close()
                 self._retrieval = None
+        with self._graph_lock:
+            if self._graph is not None:
+                self._graph.close()
+                self._graph = None
         self.engine.dispose()
 
 
