@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from maestro.retrieval.answer import RagService
     from maestro.retrieval.factory import RetrievalStack
     from maestro.retrieval.ingest import Ingestor
+    from maestro.tools.graph.access import GraphAccess, TenantRateLimit
     from maestro.tools.graph.catalog import GraphCatalog
     from maestro.tools.graph.types import GraphBackend
 
@@ -57,6 +58,7 @@ class Services:
     _retrieval_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _graph: GraphBackend | None = field(default=None, repr=False)
     _graph_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _rate_limit: TenantRateLimit | None = field(default=None, repr=False)
 
     def record(self, kind: str, payload: dict[str, Any]) -> None:
         """Append a ledger entry whose tenant and actor come from the payload."""
@@ -109,6 +111,31 @@ class Services:
 
         return GraphCatalog(self.engine)
 
+    def graph_access(self) -> GraphAccess:
+        """Graph reads under a run's authority: catalog, policy, guard, per-tenant rate limit, RO engine."""
+        from maestro.tools.cypher import CypherGuard
+        from maestro.tools.graph.access import GraphAccess, TenantRateLimit
+
+        with self._graph_lock:
+            if self._rate_limit is None:
+                broker = self.settings.broker_url or ""
+                shared = broker if broker.startswith(("redis://", "rediss://")) else "memory://"
+                self._rate_limit = TenantRateLimit(self.settings.cypher_rate_per_minute, storage_url=shared)
+        return GraphAccess(
+            self.graph,
+            self.graph_catalog(),
+            self.authorizer,
+            guard=CypherGuard(max_hops=self.settings.graph_max_hops, row_cap=self.settings.graph_row_cap),
+            rate_limit=self._rate_limit,
+            timeout_ms=self.settings.graph_timeout_ms,
+            row_cap=self.settings.graph_row_cap,
+            cost_threshold=self.settings.cypher_cost_threshold,
+        )
+
+    def workcell_tools(self) -> dict[str, Any]:
+        """What workcell nodes find in ``ctx.tools`` (built lazily: the graph engine opens on first use)."""
+        return {"graph": self.graph_access(), "cypher_repairs": self.settings.cypher_repairs}
+
     def runner(self) -> WorkcellRunner:
         """Runs workcells under an authority, with checkpoints, approvals, effects and events."""
         from maestro.agents.runtime.runner import WorkcellRunner
@@ -121,6 +148,7 @@ class Services:
             approvals=self.approvals,
             authorizer=self.authorizer,
             record=self.record,
+            tools=self.workcell_tools(),
         )
 
     def close(self) -> None:
