@@ -16,6 +16,7 @@ Developer mistakes (``ConfigurationError``) are kept apart from runtime failures
     ├── Refused                     refused by policy or a guard (exit 3)
     │   ├── PolicyDenied            (HTTP 403)
     │   ├── BudgetExceeded          (HTTP 402)
+    │   ├── RateLimited             a per-tenant rate limit (HTTP 429)
     │   ├── PIIRefused              PII bound for a model not cleared for it, in "refuse" mode (HTTP 422)
     │   └── NoEligibleModel         (HTTP 422)
     ├── LedgerCorrupted             the stored ledger contradicts its signed heads (exit 1, HTTP 500)
@@ -123,6 +124,13 @@ class BudgetExceeded(Refused):
 class PIIRefused(Refused):
     code = "pii_refused"
     http_status = 422
+
+
+class RateLimited(Refused):
+    """A tenant passed a per-tenant rate limit (e.g. Cypher queries per minute); retry after ``retry_after``."""
+
+    code = "rate_limited"
+    http_status = 429
 
 
 class NoEligibleModel(Refused):

@@ -9,6 +9,7 @@ error, never an empty string) and no autoescaping (prompts are not HTML).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -48,7 +49,12 @@ def _compiled(source: str) -> Any:
     from jinja2.sandbox import SandboxedEnvironment
 
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters["json"] = _json  # plain JSON: Jinja's ``tojson`` escapes < > & for HTML (``-\u003e``)
     return env.from_string(source)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _files() -> dict[tuple[str, int], str]:

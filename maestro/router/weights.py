@@ -20,6 +20,7 @@ TASK_CLASSES = (
     "chat",
     "rag.answer",
     "cypher.generate",
+    "cypher.answer",
     "codegen.edit",
     "testgen.write",
     "docs.write",

@@ -1,15 +1,25 @@
-"""``maestro cypher check``: the Cypher guard on its own (DESIGN.md: exit 0 allowed, 3 refused)."""
+"""``maestro cypher check`` (the guard on its own: exit 0 allowed, 3 refused) and ``maestro cypher ask``
+(the NL->Cypher workcell, one run: exit 0 answered or waiting for approval, 1 failed, 3 refused)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from maestro.api.cli.common import JsonOpt, app, read_stdin
+from maestro.api.cli.common import (
+    JsonOpt,
+    TenantOpt,
+    app,
+    operator_authority,
+    read_stdin,
+    services_for,
+    settings_from_env,
+)
 from maestro.api.cli.output import emit_json, err_console, reported, write_text
 
 if TYPE_CHECKING:
+    from maestro.agents.runtime.store import RunRecord
     from maestro.tools.cypher import GuardResult
 
 cypher_app = typer.Typer(help="Natural language to Cypher and the read-only guard.", no_args_is_help=True)
@@ -74,3 +84,89 @@ def _print_result(result: GuardResult) -> None:
     err_console.print("[bold red]refused[/]", highlight=False)
     for reason in result.reasons:
         err_console.print(f"  - {escape(reason)}", highlight=False)
+
+
+@cypher_app.command("ask")
+def cypher_ask(
+    question: Annotated[str, typer.Argument(help="The question ('-' reads stdin).")],
+    graph: Annotated[str, typer.Option("--graph", help="The tenant's graph (see `maestro graph list`).")],
+    thread: Annotated[str | None, typer.Option(help="Continue this conversation thread.")] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from a graph: generate Cypher, guard it, preview its cost, run it read-only.
+
+    With --json: the run (id, status, thread_id, cost) with the workcell's output (answer, query, params,
+    columns, rows, citations, plan, attempts, failures) under "output". A costly query waits for approval
+    (`maestro runs approve RUN`); the command then exits 0 with status "waiting".
+    """
+    import asyncio
+
+    settings = settings_from_env()
+    if question == "-":
+        question = read_stdin()
+    with reported(as_json=as_json):
+        services = services_for(settings)
+        try:
+            run = asyncio.run(
+                services.runner().start(
+                    "cypher",
+                    {"question": question, "graph": graph},
+                    operator_authority(settings, tenant),
+                    thread_id=thread,
+                    listener=None if as_json else _progress,
+                )
+            )
+        finally:
+            services.close()
+    if as_json:
+        emit_json(run.to_dict())
+    else:
+        _print_run(run)
+    if run.status == "failed":
+        raise typer.Exit(_failed_exit(run))
+    if run.status == "rejected":
+        raise typer.Exit(3)
+
+
+def _failed_exit(run: RunRecord) -> int:
+    code = (run.error or {}).get("code", "")
+    refused = {"policy_denied", "rate_limited", "budget_exceeded", "pii_refused", "cypher_refused", "refused"}
+    return 3 if code in refused else 1
+
+
+def _progress(kind: str, payload: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    if kind == "node":
+        err_console.print(f"[dim]· {payload.get('node')}[/]", highlight=False)
+    elif kind == "guard" and not payload.get("allowed"):
+        reasons = "; ".join(payload.get("reasons") or [])
+        err_console.print(f"[yellow]  guard refused: {escape(reasons)}[/]", highlight=False)
+    elif kind == "tool" and payload.get("phase") == "error":
+        err_console.print(f"[yellow]  {payload.get('tool')}: {escape(str(payload.get('message')))}[/]")
+    elif kind == "approval":
+        err_console.print(f"[yellow]approval {payload.get('approval_id')} requested[/]", highlight=False)
+
+
+def _print_run(run: RunRecord) -> None:
+    from rich.markup import escape
+
+    out = run.output or {}
+    if run.status == "waiting":
+        err_console.print(
+            f"[yellow]run {run.id} waits for approval {run.approval_id}[/] (the query is costly): "
+            f"`maestro runs approve {run.id}` or `maestro runs reject {run.id}`",
+            highlight=False,
+        )
+        return
+    if run.status == "failed":
+        err = run.error or {}
+        err_console.print(f"[red]{err.get('code')}: {escape(str(err.get('message')))}[/]", highlight=False)
+        return
+    write_text(str(out.get("answer", "")).rstrip("\n") + "\n")
+    err_console.print(
+        f"[dim]{out.get('status')} · {len(out.get('rows') or [])} row(s) · attempts {out.get('attempts')} · "
+        f"{out.get('model') or '-'} · run {run.id} · thread {run.thread_id}[/]",
+        highlight=False,
+    )
