@@ -220,3 +220,19 @@ run_events = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# -- graphs (issue 5) ----------------------------------------------------------------------------------
+
+graphs = sa.Table(
+    "graphs",
+    metadata,
+    sa.Column("tenant", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),  # the tenant's name: [A-Za-z0-9_-]{1,64}
+    sa.Column("key", sa.String(320), nullable=False, unique=True),  # the engine's graph key
+    sa.Column("nodes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("relationships", sa.BigInteger, nullable=False, default=0),
+    sa.Column("source", sa.Text, nullable=True),  # the file(s) last loaded
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
