@@ -11,7 +11,7 @@ from maestro.bench.report import BenchReport
 from maestro.core.errors import InvalidRequest
 from maestro.core.settings import Settings
 
-BENCHES = ("router", "pii", "rag")
+BENCHES = ("router", "pii", "rag", "cypher")
 
 __all__ = ["BENCHES", "BenchReport", "run_bench"]
 
@@ -30,4 +30,8 @@ def run_bench(name: str, *, settings: Settings, quick: bool = False) -> dict[str
         from maestro.bench.rag import bench_rag
 
         return bench_rag(settings, quick=quick).to_dict()
+    if name == "cypher":
+        from maestro.bench.cypher import bench_cypher
+
+        return bench_cypher(settings, quick=quick).to_dict()
     raise InvalidRequest(f"unknown benchmark '{name}': choose one of {', '.join(BENCHES)}")
