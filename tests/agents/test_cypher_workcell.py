@@ -165,15 +165,21 @@ def test_guard_refusal_is_repaired(make_services: Callable[..., Services]) -> No
 
 
 def test_database_error_is_repaired_then_gives_up_honestly(make_services: Callable[..., Services]) -> None:
-    services = make_services(
-        Model(lambda prompt, n: _json("MATCH (s:Service) RETURN nosuchfunction(s.name)"))
-    )
+    services = make_services(Model(lambda prompt, n: _json("MATCH (s:Service) RETURN t.name")))
     run = _ask(services, "What are the services?", ALICE)
     out = run.output
     assert run.status == "succeeded" and out["status"] == "unanswered"
     assert out["attempts"] == 3  # one generation and the default two repairs
     assert [f["stage"] for f in out["failures"]] == ["explain", "explain", "explain"]
     assert "could not write a query" in out["answer"] and out["rows"] == []
+
+
+def test_runtime_error_is_repaired(make_services: Callable[..., Services]) -> None:
+    replies = iter([_json("MATCH (s:Service) RETURN s.tier / 0 AS x"), _json(PAYMENTS, contract="payments")])
+    services = make_services(Model(lambda prompt, n: next(replies)))
+    out = _ask(services, PAYMENTS_QUESTION, ALICE).output
+    assert out["status"] == "answered" and out["attempts"] == 2
+    assert out["failures"][0]["stage"] == "execute" and "Division by zero" in out["failures"][0]["reason"]
 
 
 def test_unparseable_model_output_is_repaired(make_services: Callable[..., Services]) -> None:
