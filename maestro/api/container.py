@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from maestro.tools.graph.access import GraphAccess, TenantRateLimit
     from maestro.tools.graph.catalog import GraphCatalog
     from maestro.tools.graph.types import GraphBackend
+    from maestro.workers.dispatch import RunDispatcher
 
 
 @dataclass
@@ -150,6 +151,13 @@ class Services:
             record=self.record,
             tools=self.workcell_tools(),
         )
+
+    def dispatcher(self, *, background: bool = False) -> RunDispatcher:
+        """How queued runs execute: on Celery workers when MAESTRO_BROKER_URL is set (its configuration is
+        checked here), else in this process (``background``: as asyncio tasks, for the API server)."""
+        from maestro.workers.dispatch import build_dispatcher
+
+        return build_dispatcher(self.settings, self.runner(), background=background)
 
     def close(self) -> None:
         """Flush what the router still queues, close the vector store, dispose of the DB pool."""

@@ -12,7 +12,7 @@ from maestro import __version__
 from maestro.api.container import build_services
 from maestro.api.errors import ERROR_RESPONSES, install_error_handlers
 from maestro.api.metrics import create_metrics
-from maestro.api.routes import approvals, chat, decisions, health, keys, ledger, rag
+from maestro.api.routes import approvals, chat, decisions, health, keys, ledger, rag, runs
 from maestro.core.settings import Settings
 from maestro.router.factory import load_routing_config
 from maestro.router.types import LLMClient
@@ -30,12 +30,15 @@ def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAP
         try:
             yield
         finally:
+            dispatcher = getattr(app.state, "run_dispatcher", None)  # set by the runs routes on first use
+            if dispatcher is not None:
+                await dispatcher.aclose()  # background runs finish (or are cut short) before the DB closes
             services.close()  # write what the router still queues, release the vector store
 
     app = FastAPI(title="Maestro", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)
-    for area in (chat, decisions, keys, ledger, approvals, rag):
+    for area in (chat, decisions, keys, ledger, approvals, rag, runs):
         app.include_router(area.router, responses=ERROR_RESPONSES)
 
     @app.middleware("http")

@@ -20,7 +20,10 @@ def test_run_chat_then_list_and_show(tmp_path: Path, cli: MaestroCli) -> None:
     listed = json.loads(cli(["runs", "list", "--json"], tmp_path).stdout)
     assert [r["id"] for r in listed["runs"]] == [run["id"]]
     shown = json.loads(cli(["runs", "show", run["id"], "--json"], tmp_path).stdout)
-    assert [e["kind"] for e in shown["events"]] == ["model", "node", "end"]
+    kinds = [e["kind"] for e in shown["events"] if e["kind"] != "token"]
+    assert kinds == ["node_start", "model", "node", "end"]
+    streamed = "".join(e["payload"]["text"] for e in shown["events"] if e["kind"] == "token")
+    assert streamed.strip() == run["output"]["reply"].strip()  # the reply's tokens, stored coalesced
     workcells = json.loads(cli(["runs", "workcells", "--json"], tmp_path).stdout)
     assert "chat" in {w["name"] for w in workcells["workcells"]}
 

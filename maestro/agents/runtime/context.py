@@ -4,7 +4,13 @@ Nodes never build their own clients; they call the context, which checks the run
 evidence:
 
 * ``complete`` routes a model call on behalf of the run's authority (per-run budget and deadline checked
-  first; the cost is added to the run; a ``model`` event is emitted).
+  first; the cost is added to the run; a ``model`` event is emitted). With ``stream=True`` it goes
+  through ``ModelRouter.stream``: the live listener gets every text delta as a ``token`` event, while
+  the store gets them coalesced (one ``token`` event per ~100 ms or 64 characters), so a long answer
+  does not cost a DB write per token.
+* ``tool_call`` runs a tool under the tool policy (``Authorizer.guard_tool``), between ``tool`` events
+  (``phase`` start / end, with timing, and the error's code when it failed). Argument values are never
+  put in events: only their names.
 * ``effect`` runs an external side effect at most once per ``(run, node, key)``: a node replayed after a
   resume, or a task redelivered by the broker, gets the recorded result back instead of acting again.
   Pass ``key`` to the external system as its idempotency key too, so a crash between acting and
@@ -20,25 +26,64 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.types import interrupt
 
 from maestro.agents.runtime.store import RunStore
 from maestro.core.approvals import ApprovalStore
 from maestro.core.authority import Authority
+from maestro.core.authorize import Authorizer
 from maestro.core.errors import BudgetExceeded, MaestroError
 from maestro.router.policy import RouteRequest
 from maestro.router.service import ModelRouter, RoutedCompletion
 
-__all__ = ["RunCaps", "RunContext"]
+__all__ = ["Listener", "RunCaps", "RunContext", "RunTimedOut", "TokenCoalescer"]
 
 Listener = Callable[[str, dict[str, Any]], None]
+T = TypeVar("T")
+
+TOKEN_FLUSH_S = 0.1
+TOKEN_FLUSH_CHARS = 64
 
 
 class RunTimedOut(MaestroError):
     code = "run_timed_out"
     http_status = 504
+
+
+class TokenCoalescer:
+    """Joins text deltas into stored ``token`` events: one per ``flush_s`` seconds or ``flush_chars``."""
+
+    def __init__(
+        self,
+        store: Callable[[str], object],
+        *,
+        flush_s: float = TOKEN_FLUSH_S,
+        flush_chars: int = TOKEN_FLUSH_CHARS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._flush_s = flush_s
+        self._flush_chars = flush_chars
+        self._clock = clock
+        self._parts: list[str] = []
+        self._size = 0
+        self._since = clock()
+
+    def add(self, delta: str) -> None:
+        if not self._parts:
+            self._since = self._clock()
+        self._parts.append(delta)
+        self._size += len(delta)
+        if self._size >= self._flush_chars or self._clock() - self._since >= self._flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            text = "".join(self._parts)
+            self._parts, self._size = [], 0
+            self._store(text)
 
 
 @dataclass(frozen=True)
@@ -58,14 +103,20 @@ class RunContext:
     caps: RunCaps = field(default_factory=RunCaps)
     listener: Listener | None = None
     tools: Mapping[str, Any] = field(default_factory=dict)
+    authorizer: Authorizer | None = None  # the tool policy; ``tool_call`` refuses nothing without one
+    stream_tokens: bool = False  # what ``complete`` does when its caller does not say
     started: float = field(default_factory=time.monotonic)
     spent_usd: float = 0.0
 
     # -- events ----------------------------------------------------------------------------------------
 
     def emit(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """Store an event (numbered) and pass it to the live listener."""
         data = dict(payload)
         self.runs.append_event(self.run_id, kind, data)
+        self._live(kind, data)
+
+    def _live(self, kind: str, data: dict[str, Any]) -> None:
         if self.listener is not None:
             self.listener(kind, data)
 
@@ -84,11 +135,17 @@ class RunContext:
 
     # -- model calls -----------------------------------------------------------------------------------
 
-    async def complete(self, *, task: str, messages: list[dict[str, Any]], **kw: Any) -> RoutedCompletion:
-        """One routed model call under the run's authority."""
+    async def complete(
+        self, *, task: str, messages: list[dict[str, Any]], stream: bool | None = None, **kw: Any
+    ) -> RoutedCompletion:
+        """One routed model call under the run's authority.
+
+        ``stream`` (default: the context's ``stream_tokens``) emits ``token`` events as the text arrives.
+        """
         self.check_caps()
         request = RouteRequest.for_authority(self.authority, task=task, messages=messages, **kw)
-        result = await self.router.complete(request)
+        streaming = self.stream_tokens if stream is None else stream
+        result = await (self._stream(request) if streaming else self.router.complete(request))
         self.spent_usd += result.cost_usd
         self.runs.add_cost(self.run_id, result.cost_usd)
         self.emit(
@@ -100,6 +157,52 @@ class RunContext:
                 "cost_usd": result.cost_usd,
             },
         )
+        return result
+
+    async def _stream(self, request: RouteRequest) -> RoutedCompletion:
+        coalescer = TokenCoalescer(lambda text: self.runs.append_event(self.run_id, "token", {"text": text}))
+        result: RoutedCompletion | None = None
+        try:
+            async for event in self.router.stream(request):
+                if event.kind == "delta" and event.text:
+                    self._live("token", {"text": event.text})
+                    coalescer.add(event.text)
+                elif event.kind == "end":
+                    result = event.result
+        finally:
+            coalescer.flush()  # what reached the listener is stored too, even when the call failed
+        assert result is not None  # the router ends a stream with "end" or raises
+        return result
+
+    # -- tools -----------------------------------------------------------------------------------------
+
+    async def tool_call(
+        self,
+        name: str,
+        args: Mapping[str, Any],
+        act: Callable[[], Awaitable[T]],
+        *,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> T:
+        """Run tool ``name`` if the tool policy allows it with ``args``; ``tool`` events around it.
+
+        A refusal raises ``PolicyDenied`` (recorded in the ledger by the authorizer) before ``act`` runs.
+        Side effects belong in ``effect`` (inside ``act``), which makes them happen once.
+        """
+        self.check_caps()
+        if self.authorizer is not None:
+            self.authorizer.guard_tool(self.authority, name, args, provenance=provenance)
+        self.emit("tool", {"tool": name, "phase": "start", "arg_names": sorted(str(k) for k in args)})
+        started = time.perf_counter()
+        try:
+            result = await act()
+        except MaestroError as exc:
+            self.emit("tool", _tool_end(name, started, error={"code": exc.code, "message": exc.message}))
+            raise
+        except Exception as exc:  # reported by type only (its text may carry the tool's data), re-raised
+            self.emit("tool", _tool_end(name, started, error={"code": type(exc).__name__}))
+            raise
+        self.emit("tool", _tool_end(name, started))
         return result
 
     # -- effects and approvals -------------------------------------------------------------------------
@@ -137,3 +240,15 @@ class RunContext:
             }
         )
         return decision
+
+
+def _tool_end(name: str, started: float, *, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "tool": name,
+        "phase": "end",
+        "ok": error is None,
+        "ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    if error is not None:
+        payload["error"] = error
+    return payload

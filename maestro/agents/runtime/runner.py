@@ -1,17 +1,36 @@
-"""Start, resume and record workcell runs (in-process; the Celery worker calls the same functions).
+"""Start, resume and record workcell runs; the in-process dispatcher and the Celery worker call the same
+functions.
 
-``start`` authorises the workcell's action for the caller, records the run, and executes its graph with a
-checkpoint per step; a node that asks for approval pauses the run (status ``waiting``). ``decide`` records
-a human's decision on that approval (the policy: ``approve:<workcell>``, same tenant, never the requester,
-never a bot; a second or concurrent decision is refused) and resumes the run from its checkpoint, in this
-process or another, under the *requester's* authority. Every start, pause, decision and end is a ledger
-entry; every node, model call, effect and approval is a run event.
+A run moves ``queued -> running -> waiting -> queued -> running -> succeeded | rejected | failed``:
+
+* ``prepare`` authorises the workcell's action for the caller, validates the input and records a
+  ``queued`` run (the API and CLI call it synchronously, so a refusal is the caller's error).
+* ``advance`` claims a queued run (``queued -> running``, one more delivery in ``attempts``) and drives
+  its graph with a checkpoint per step. What it drives is read from the checkpoint, so the same call
+  starts a run, resumes it after a decision, and continues it after a crash: if this run never touched
+  its thread, from its input; if it is paused at an approval that has been decided, with the decision;
+  otherwise from the last checkpoint (a node cut short re-runs; its effects come back from the effect
+  log instead of happening again). A node that asks for approval pauses the run (``waiting``).
+* ``record_decision`` records a human's decision on the pending approval (the policy:
+  ``approve:<workcell>``, same tenant, never the requester, never a bot; the grant is one conditional
+  update, so a second or concurrent decision is refused) and re-queues the run (``waiting -> queued``);
+  ``decide`` does that and then advances it in this process. The run resumes under the *requester's*
+  authority, in this process or another.
+* A broker redelivery claims a ``running`` run too (``advance(..., redelivery=True)``): the worker that
+  held it is gone (its hard time limit is below the broker's visibility timeout), so it continues from the
+  last checkpoint. ``dead_letter`` ends a run that keeps killing its workers.
+
+Every start, pause, decision and end is a ledger entry; every node, model call, token, tool call, effect
+and approval is a run event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from langgraph.errors import GraphRecursionError
@@ -24,16 +43,31 @@ from maestro.agents.runtime.store import ACTIVE, RunRecord, RunStore
 from maestro.core.approvals import ApprovalStore
 from maestro.core.authority import Authority, Principal
 from maestro.core.authorize import Authorizer
-from maestro.core.errors import InvalidRequest, MaestroError, NotFound
+from maestro.core.errors import ApprovalConflict, InvalidRequest, MaestroError, NotFound
 from maestro.core.ids import new_id
 from maestro.router.service import ModelRouter
 
 if TYPE_CHECKING:
     from maestro.core.settings import Settings
 
-__all__ = ["WorkcellRunner", "authority_from_snapshot", "authority_snapshot"]
+__all__ = ["DEAD_LETTERED", "WorkcellRunner", "authority_from_snapshot", "authority_snapshot"]
 
 Recorder = Callable[[str, dict[str, Any]], None]
+logger = logging.getLogger("maestro.runs")
+
+DEAD_LETTERED = "dead_lettered"
+RUN_KEY = "maestro_run_id"  # checkpoint metadata: which run wrote the checkpoint
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to feed the graph: ``payload`` (``None`` continues from the last checkpoint), or nothing
+    (``finished``: the graph already ended; ``paused``: still waiting for an undecided approval)."""
+
+    payload: Any = None
+    refused: bool = False
+    finished: bool = False
+    paused: dict[str, Any] | None = None
 
 
 def authority_snapshot(authority: Authority) -> dict[str, Any]:
@@ -79,8 +113,10 @@ class WorkcellRunner:
         authorizer: Authorizer,
         record: Recorder | None = None,
         tools: Mapping[str, Any] | None = None,
+        stream_tokens: bool = True,
     ) -> None:
         self.settings = settings
+        self.stream_tokens = stream_tokens
         self.router = router
         self.runs = runs
         self.approvals = approvals
@@ -93,7 +129,7 @@ class WorkcellRunner:
     def prepare(
         self, name: str, payload: Mapping[str, Any], authority: Authority, *, thread_id: str | None = None
     ) -> RunRecord:
-        """Authorise, validate the input and record a queued run (the broker path enqueues it after this)."""
+        """Authorise, validate the input and record a queued run (a dispatcher then advances it)."""
         workcell = get_workcell(name)
         authority.check_live()
         self.authorizer.authorize(
@@ -122,18 +158,15 @@ class WorkcellRunner:
         listener: Listener | None = None,
         caps: RunCaps | None = None,
     ) -> RunRecord:
+        """``prepare`` then ``advance`` in this process."""
         run = self.prepare(name, payload, authority, thread_id=thread_id)
-        return await self.execute(run.id, tenant=run.tenant, listener=listener, caps=caps)
+        return await self.advance(run.id, tenant=run.tenant, listener=listener, caps=caps)
 
     async def execute(
         self, run_id: str, *, tenant: str, listener: Listener | None = None, caps: RunCaps | None = None
     ) -> RunRecord:
-        """Run a queued run's graph from its input (what a worker does with a queued run)."""
-        run = self.runs.transition(run_id, tenant=tenant, to="running", expect={"queued"}, attempt=True)
-        workcell = get_workcell(run.workcell)
-        return await self._drive(
-            run, workcell, workcell.initial_state(run.input), listener, caps, refused=False
-        )
+        """Run a queued run's graph (``advance`` without redelivery)."""
+        return await self.advance(run_id, tenant=tenant, listener=listener, caps=caps)
 
     def _check_thread(self, thread_id: str, authority: Authority) -> None:
         previous = self.runs.list(tenant=authority.tenant, thread_id=thread_id, limit=1000)
@@ -144,7 +177,71 @@ class WorkcellRunner:
                 f"thread {thread_id!r} has a run in progress: wait for it or decide its approval"
             )
 
+    # -- claiming and advancing ------------------------------------------------------------------------
+
+    def claim(self, run_id: str, *, tenant: str, redelivery: bool = False) -> RunRecord | None:
+        """``queued`` (or, for a broker redelivery, ``running``) -> ``running``, counting the delivery.
+
+        ``None`` when the run is waiting or finished: a duplicate delivery has nothing to do.
+        """
+        expect = {"queued", "running"} if redelivery else {"queued"}
+        try:
+            return self.runs.transition(run_id, tenant=tenant, to="running", expect=expect, attempt=True)
+        except ApprovalConflict:
+            return None
+
+    async def advance(
+        self,
+        run_id: str,
+        *,
+        tenant: str,
+        listener: Listener | None = None,
+        caps: RunCaps | None = None,
+        redelivery: bool = False,
+    ) -> RunRecord:
+        """Claim the run and drive it until it ends or waits; returns the run as it then is."""
+        run = self.claim(run_id, tenant=tenant, redelivery=redelivery)
+        if run is None:
+            return self.runs.get(run_id, tenant=tenant)
+        return await self.drive(run, listener=listener, caps=caps)
+
+    def dead_letter(self, run: RunRecord, *, limit: int) -> RunRecord:
+        """Fail a claimed run that was delivered more than ``1 + limit`` times (it keeps killing workers)."""
+        error = {
+            "code": DEAD_LETTERED,
+            "message": f"run {run.id} was delivered {run.attempts} times, more than 1 + "
+            f"MAESTRO_MAX_REDELIVERIES ({limit}): its task went to the dead-letter queue",
+        }
+        return self._fail(run, error, None)
+
+    def abandon(self, run: RunRecord, error: dict[str, Any]) -> RunRecord:
+        """Fail a run that was never picked up (e.g. the broker refused the task): ``queued -> failed``."""
+        return self._fail(run, error, None, expect=frozenset({"queued"}))
+
     # -- approvals -------------------------------------------------------------------------------------
+
+    def record_decision(
+        self, run_id: str, approver: Authority, *, approve: bool, note: str | None = None
+    ) -> RunRecord:
+        """Grant or refuse the run's pending approval and re-queue the run; a dispatcher resumes it."""
+        run = self.runs.get(run_id, tenant=approver.tenant)
+        if run.approval_id is None:
+            raise InvalidRequest(
+                f"run {run_id} is {run.status}: there is no approval to decide", run_id=run_id
+            )
+        if run.status != "waiting":  # decided already (the run resumed): a decision is final
+            raise ApprovalConflict(
+                f"run {run_id} is {run.status}: its approval {run.approval_id} was already decided",
+                run_id=run_id,
+                status=run.status,
+            )
+        if approve:  # atomic: a second or concurrent decision gets ApprovalConflict here
+            self.approvals.grant(run.approval_id, approver, note)
+        else:
+            self.approvals.refuse(run.approval_id, approver, note)
+        return self.runs.transition(
+            run_id, tenant=run.tenant, to="queued", expect={"waiting"}, reset_attempts=True
+        )
 
     async def decide(
         self,
@@ -156,39 +253,17 @@ class WorkcellRunner:
         listener: Listener | None = None,
         caps: RunCaps | None = None,
     ) -> RunRecord:
-        """Grant or refuse the run's pending approval, then resume the run from its checkpoint."""
-        run = self.runs.get(run_id, tenant=approver.tenant)
-        if run.status != "waiting" or run.approval_id is None:
-            raise InvalidRequest(
-                f"run {run_id} is {run.status}: there is no approval to decide", run_id=run_id
-            )
-        decided = (
-            self.approvals.grant(run.approval_id, approver, note)
-            if approve
-            else self.approvals.refuse(run.approval_id, approver, note)
-        )  # atomic: a second or concurrent decision gets ApprovalConflict here
-        run = self.runs.transition(run_id, tenant=run.tenant, to="running", expect={"waiting"}, attempt=True)
-        resume = {
-            "approved": approve,
-            "approval_id": decided.id,
-            "decided_by": decided.decided_by,
-            "note": note,
-        }
-        workcell = get_workcell(run.workcell)
-        return await self._drive(run, workcell, Command(resume=resume), listener, caps, refused=not approve)
+        """``record_decision`` then resume the run from its checkpoint in this process."""
+        run = self.record_decision(run_id, approver, approve=approve, note=note)
+        return await self.advance(run.id, tenant=run.tenant, listener=listener, caps=caps)
 
     # -- driving the graph -----------------------------------------------------------------------------
 
-    async def _drive(
-        self,
-        run: RunRecord,
-        workcell: Workcell,
-        payload: Any,
-        listener: Listener | None,
-        caps: RunCaps | None,
-        *,
-        refused: bool,
+    async def drive(
+        self, run: RunRecord, *, listener: Listener | None = None, caps: RunCaps | None = None
     ) -> RunRecord:
+        """Drive a claimed (``running``) run until it ends or waits for an approval."""
+        workcell = get_workcell(run.workcell)
         authority = authority_from_snapshot(run.authority, run.id)
         caps = caps or RunCaps(budget_usd=authority.budget_usd, deadline_s=self.settings.run_deadline_s)
         ctx = RunContext(
@@ -201,28 +276,22 @@ class WorkcellRunner:
             caps=caps,
             listener=listener,
             tools=self.tools,
+            authorizer=self.authorizer,
+            stream_tokens=self.stream_tokens,
         )
         config: Any = {
             "configurable": {"thread_id": run.thread_id},
             "recursion_limit": workcell.recursion_limit,
+            "metadata": {RUN_KEY: run.id},
         }
-        interrupt_value: dict[str, Any] | None = None
         try:
             async with open_checkpointer(self.settings) as saver:
                 graph = workcell.build().compile(checkpointer=saver)
-                async with asyncio.timeout(caps.deadline_s):
-                    async for mode, chunk in graph.astream(
-                        payload, config, context=ctx, stream_mode=["updates", "custom"]
-                    ):
-                        if mode == "custom":
-                            ctx.emit("custom", chunk if isinstance(chunk, dict) else {"value": chunk})
-                            continue
-                        updates: dict[str, Any] = chunk if isinstance(chunk, dict) else {}
-                        for node, update in updates.items():
-                            if node == "__interrupt__":
-                                interrupt_value = dict(update[0].value)
-                            else:
-                                ctx.emit("node", {"node": node})
+                plan = await self._plan(graph, config, run, workcell)
+                paused = plan.paused
+                if not plan.finished and paused is None:
+                    async with asyncio.timeout(caps.deadline_s):
+                        paused = await self._stream(graph, plan.payload, config, ctx)
                 state = (await graph.aget_state(config)).values
         except MaestroError as exc:
             return self._fail(run, exc.to_dict()["error"], ctx)
@@ -232,27 +301,107 @@ class WorkcellRunner:
         except TimeoutError:
             error = {"code": "run_timed_out", "message": f"the run passed its {caps.deadline_s:g}s deadline"}
             return self._fail(run, error, ctx)
-        if interrupt_value is not None:
-            approval_id = interrupt_value.get("approval_id")
-            waiting = self.runs.transition(
-                run.id, tenant=run.tenant, to="waiting", expect={"running"}, approval_id=approval_id
-            )
-            self._ledger(
-                "run.waiting", waiting, {"approval_id": approval_id, "action": interrupt_value.get("action")}
-            )
-            return waiting
+        except Exception as exc:  # a bug in a node: the run fails visibly instead of staying "running"
+            logger.exception("run %s (%s) failed in its graph", run.id, run.workcell)
+            error = {"code": "internal_error", "message": f"{type(exc).__name__} in the {run.workcell} graph"}
+            return self._fail(run, error, ctx)
+        if paused is not None:
+            return self._pause(run, paused, ctx)
         output = workcell.output(state)
-        status: Literal["succeeded", "rejected"] = "rejected" if refused else "succeeded"
+        status: Literal["succeeded", "rejected"] = "rejected" if plan.refused else "succeeded"
         done = self.runs.transition(run.id, tenant=run.tenant, to=status, expect={"running"}, output=output)
         ctx.emit("end", {"status": status})
         self._ledger(f"run.{status}", done, {})
         return done
 
-    def _fail(self, run: RunRecord, error: dict[str, Any], ctx: RunContext) -> RunRecord:
-        failed = self.runs.transition(run.id, tenant=run.tenant, to="failed", expect={"running"}, error=error)
-        ctx.emit("error", error)
+    async def _plan(self, graph: Any, config: Any, run: RunRecord, workcell: Workcell) -> _Plan:
+        """Start, resume or continue: read from the thread's last checkpoint (see the module docstring)."""
+        snapshot = await graph.aget_state(config)
+        if (snapshot.metadata or {}).get(RUN_KEY) != run.id:
+            return _Plan(payload=workcell.initial_state(run.input))  # this run has not touched its thread
+        if snapshot.interrupts:
+            asked = dict(snapshot.interrupts[0].value)
+            approval = self.approvals.get(str(asked.get("approval_id")), tenant=run.tenant)
+            if approval.status == "pending":
+                return _Plan(paused=asked)
+            approved = approval.status == "granted"
+            decision = {
+                "approved": approved,
+                "approval_id": approval.id,
+                "decided_by": approval.decided_by,
+                "note": approval.decision_note,
+            }
+            return _Plan(payload=Command(resume=decision), refused=not approved)
+        refused = self._refused(run)
+        if snapshot.next:
+            return _Plan(payload=None, refused=refused)  # a redelivery: continue from the last checkpoint
+        return _Plan(finished=True, refused=refused)  # the graph ended before the status was recorded
+
+    def _refused(self, run: RunRecord) -> bool:
+        if run.approval_id is None:
+            return False
+        return self.approvals.get(run.approval_id, tenant=run.tenant).status in {"refused", "expired"}
+
+    async def _stream(self, graph: Any, payload: Any, config: Any, ctx: RunContext) -> dict[str, Any] | None:
+        """Run the graph, turning its stream into run events; returns the interrupt's value if it paused."""
+        paused: dict[str, Any] | None = None
+        started: dict[str, float] = {}
+        async for mode, chunk in graph.astream(
+            payload, config, context=ctx, stream_mode=["tasks", "updates", "custom"]
+        ):
+            if mode == "custom":
+                ctx.emit("custom", chunk if isinstance(chunk, dict) else {"value": chunk})
+            elif mode == "tasks":
+                self._task_event(chunk, started, ctx)
+            elif isinstance(chunk, dict) and "__interrupt__" in chunk:
+                paused = dict(chunk["__interrupt__"][0].value)
+        return paused
+
+    @staticmethod
+    def _task_event(chunk: Any, started: dict[str, float], ctx: RunContext) -> None:
+        """``node_start`` when a node begins, ``node`` (with its time) when it ends without pausing."""
+        if not isinstance(chunk, dict) or "name" not in chunk:
+            return
+        task_id, node = str(chunk.get("id")), str(chunk["name"])
+        if "input" in chunk:
+            started[task_id] = time.perf_counter()
+            ctx.emit("node_start", {"node": node})
+        elif not chunk.get("error") and not chunk.get("interrupts"):
+            ms = (time.perf_counter() - started.pop(task_id, time.perf_counter())) * 1000
+            ctx.emit("node", {"node": node, "ms": round(ms, 3)})
+
+    def _pause(self, run: RunRecord, asked: Mapping[str, Any], ctx: RunContext) -> RunRecord:
+        approval_id = asked.get("approval_id")
+        waiting = self.runs.transition(
+            run.id, tenant=run.tenant, to="waiting", expect={"running"}, approval_id=approval_id
+        )
+        ctx.emit("waiting", {"approval_id": approval_id, "action": asked.get("action")})
+        self._ledger("run.waiting", waiting, {"approval_id": approval_id, "action": asked.get("action")})
+        return waiting
+
+    def _fail(
+        self,
+        run: RunRecord,
+        error: dict[str, Any],
+        ctx: RunContext | None,
+        *,
+        expect: frozenset[str] = frozenset({"running"}),
+    ) -> RunRecord:
+        try:
+            failed = self.runs.transition(run.id, tenant=run.tenant, to="failed", expect=expect, error=error)
+        except ApprovalConflict:  # someone else settled the run meanwhile (e.g. dead-lettered it)
+            return self.runs.get(run.id, tenant=run.tenant)
+        emit = ctx.emit if ctx is not None else self._event(run.id)
+        emit("error", error)
+        emit("end", {"status": "failed"})
         self._ledger("run.failed", failed, {"error_code": error.get("code")})
         return failed
+
+    def _event(self, run_id: str) -> Callable[[str, Mapping[str, Any]], None]:
+        def emit(kind: str, payload: Mapping[str, Any]) -> None:
+            self.runs.append_event(run_id, kind, payload)
+
+        return emit
 
     def _ledger(self, kind: str, run: RunRecord, extra: Mapping[str, Any]) -> None:
         if self._record is not None:

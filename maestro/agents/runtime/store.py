@@ -5,6 +5,10 @@
 * The effect log is keyed by ``(run, node, effect key)``: the first writer's result is kept and every
   replay (a node re-run on resume, a redelivered task) reads it back instead of acting again.
 * Events are numbered per run; readers page with ``after=seq`` (the SSE stream and ``runs show``).
+* ``attempts`` counts the deliveries of the run's current step: a claim (``queued``/``running`` ->
+  ``running``) adds one, a recorded decision (``waiting`` -> ``queued``) resets it. A broker redelivery
+  after a killed worker therefore shows up as ``attempts > 1`` (RELIABILITY #25: dead-lettered past
+  ``MAESTRO_MAX_REDELIVERIES``).
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from maestro.core.errors import ApprovalConflict, NotFound
 from maestro.core.ids import new_id
 from maestro.core.schema import from_nano, run_effects, run_events, runs, to_nano
 
-__all__ = ["ACTIVE", "RunRecord", "RunStatus", "RunStore"]
+__all__ = ["ACTIVE", "SETTLED", "RunRecord", "RunStatus", "RunStore"]
 
 RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "rejected"]
 ACTIVE: frozenset[str] = frozenset({"queued", "running", "waiting"})
+SETTLED: frozenset[str] = frozenset({"waiting", "succeeded", "failed", "rejected"})
+"""Statuses in which nothing runs until someone acts (an approval) or ever again (the end states)."""
 _MISSING = object()
 
 
@@ -117,13 +123,29 @@ class RunStore:
         return _record(row)
 
     def list(
-        self, *, tenant: str, status: str | None = None, thread_id: str | None = None, limit: int = 50
+        self,
+        *,
+        tenant: str,
+        status: str | None = None,
+        thread_id: str | None = None,
+        workcell: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> builtins.list[RunRecord]:
-        query = sa.select(runs).where(runs.c.tenant == tenant).order_by(runs.c.created_at.desc()).limit(limit)
+        """The tenant's runs, newest first (``offset``/``limit`` page through them)."""
+        query = (
+            sa.select(runs)
+            .where(runs.c.tenant == tenant)
+            .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
         if status is not None:
             query = query.where(runs.c.status == status)
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
+        if workcell is not None:
+            query = query.where(runs.c.workcell == workcell)
         with self._engine.connect() as conn:
             return [_record(row) for row in conn.execute(query).mappings()]
 
@@ -138,8 +160,12 @@ class RunStore:
         error: Any = _MISSING,
         approval_id: Any = _MISSING,
         attempt: bool = False,
+        reset_attempts: bool = False,
     ) -> RunRecord:
-        """Move the run to ``to`` if it is in one of ``expect``; else ``ApprovalConflict`` (409)."""
+        """Move the run to ``to`` if it is in one of ``expect``; else ``ApprovalConflict`` (409).
+
+        ``attempt`` counts one more delivery of the current step; ``reset_attempts`` starts a new step.
+        """
         values: dict[str, Any] = {"status": to, "updated_at": self._clock()}
         if output is not _MISSING:
             values["output"] = output
@@ -149,6 +175,8 @@ class RunStore:
             values["approval_id"] = approval_id
         if attempt:
             values["attempts"] = runs.c.attempts + 1
+        elif reset_attempts:
+            values["attempts"] = 0
         with self._engine.begin() as conn:
             done = conn.execute(
                 runs.update()
@@ -220,6 +248,7 @@ class RunStore:
         raise RuntimeError(f"could not append an event to run {run_id}: too much contention")
 
     def events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> builtins.list[dict[str, Any]]:
+        """The run's events with ``seq > after``, in order (``{"seq", "kind", "payload", "at"}``)."""
         query = (
             sa.select(run_events)
             .where(run_events.c.run_id == run_id, run_events.c.seq > after)

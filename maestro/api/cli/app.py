@@ -12,7 +12,15 @@ from typing import Annotated
 
 import typer
 
-from maestro.api.cli import governance_commands, graph_commands, rag_commands, router_commands, run_commands
+from maestro.api.cli import (
+    governance_commands,
+    graph_commands,
+    graphdb_commands,
+    rag_commands,
+    router_commands,
+    run_commands,
+    worker_commands,
+)
 from maestro.api.cli.common import JsonOpt, app, db_app, settings_from_env
 from maestro.api.cli.output import emit_json, err_console, reported, write_text
 
@@ -20,10 +28,12 @@ __all__ = [
     "app",
     "governance_commands",
     "graph_commands",
+    "graphdb_commands",
     "main",
     "rag_commands",
     "router_commands",
     "run_commands",
+    "worker_commands",
 ]
 
 

@@ -1,4 +1,8 @@
-"""``maestro run``, ``maestro runs list|show|approve|reject`` and ``maestro chat``."""
+"""``maestro run``, ``maestro runs list|show|approve|reject|workcells`` and ``maestro chat``.
+
+Runs execute inline in this process, or on a ``maestro worker`` when MAESTRO_BROKER_URL is set: then
+the command enqueues the run and follows its stored events until it ends or waits for an approval.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ from maestro.api.cli.common import (
 from maestro.api.cli.output import emit_json, err_console, reported, write_text
 
 if TYPE_CHECKING:
+    from maestro.agents.runtime.runner import WorkcellRunner
     from maestro.agents.runtime.store import RunRecord
+    from maestro.api.container import Services
 
 runs_app = typer.Typer(help="Workcell runs: list, inspect, approve or reject.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -27,28 +33,105 @@ app.add_typer(runs_app, name="runs")
 RunIdArg = Annotated[str, typer.Argument(help="The run id (run_...).")]
 
 
-def _printer(as_json: bool) -> Any:
-    if as_json:
-        return None
+class _Printer:
+    """Shows a run's events on stderr as they arrive; model tokens are written as they stream."""
 
-    def show(kind: str, payload: dict[str, Any]) -> None:
-        if kind == "node":
-            err_console.print(f"[dim]· {payload['node']}[/]", highlight=False)
-        elif kind == "model":
-            err_console.print(
-                f"[dim]  model {payload['model']} ({payload['decision_id']})[/]", highlight=False
-            )
-        elif kind == "approval":
-            err_console.print(
-                f"[yellow]approval {payload['approval_id']} requested for {payload['action']}[/]",
-                highlight=False,
-            )
-        elif kind == "error":
-            err_console.print(
-                f"[red]error {payload.get('code')}: {payload.get('message')}[/]", highlight=False
-            )
+    def __init__(self, *, tokens_to_stdout: bool = False) -> None:
+        self.tokens_to_stdout = tokens_to_stdout
+        self.streamed: list[str] = []
+        self._mid_line = False
 
-    return show
+    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "token":
+            text = str(payload.get("text", ""))
+            self.streamed.append(text)
+            if self.tokens_to_stdout:
+                write_text(text)
+            else:
+                err_console.print(text, end="", markup=False, highlight=False, style="cyan")
+            self._mid_line = True
+            return
+        if self._mid_line:
+            self._newline()
+        line = _event_line(kind, payload)
+        if line is not None:
+            err_console.print(line, highlight=False)
+
+    def _newline(self) -> None:
+        if self.tokens_to_stdout:
+            write_text("\n")
+        else:
+            err_console.print()
+        self._mid_line = False
+
+    def finish(self) -> None:
+        if self._mid_line:
+            self._newline()
+
+
+def _event_line(kind: str, payload: dict[str, Any]) -> str | None:
+    if kind == "node_start":
+        return f"[dim]· {payload['node']}[/]"
+    if kind == "model":
+        return f"[dim]  model {payload['model']} ({payload['decision_id']})[/]"
+    if kind == "tool":
+        if payload.get("phase") == "start":
+            return f"[dim]  tool {payload['tool']}…[/]"
+        outcome = "ok" if payload.get("ok") else f"[red]{(payload.get('error') or {}).get('code')}[/]"
+        return f"[dim]  tool {payload['tool']} {outcome} ({payload.get('ms', 0):.0f} ms)[/]"
+    if kind == "approval":
+        return f"[yellow]approval {payload['approval_id']} requested for {payload['action']}[/]"
+    if kind == "error":
+        return f"[red]error {payload.get('code')}: {payload.get('message')}[/]"
+    return None
+
+
+async def _advance(
+    services: Services, runner: WorkcellRunner, run: RunRecord, printer: _Printer | None
+) -> RunRecord:
+    """Have the queued run advanced (inline, or by a worker when a broker is set) and show its events."""
+    from maestro.workers.dispatch import build_dispatcher, follow_run
+
+    dispatcher = build_dispatcher(services.settings, runner)
+    run = await dispatcher.submit(run, listener=printer)
+    if dispatcher.mode == "in-process":
+        if printer is not None:
+            printer.finish()
+        return run
+    waited, hinted = 0.0, False
+    async for event in follow_run(runner.runs, run.id, tenant=run.tenant):
+        if event is not None:
+            if printer is not None:
+                printer(str(event["kind"]), dict(event["payload"]))
+            continue
+        waited += 0.2
+        if waited > 10 and not hinted and runner.runs.get(run.id, tenant=run.tenant).status == "queued":
+            err_console.print(f"[yellow]run {run.id} is still queued: is a `maestro worker` running?[/]")
+            hinted = True
+    if printer is not None:
+        printer.finish()
+    return runner.runs.get(run.id, tenant=run.tenant)
+
+
+def _json_object(raw: str, option: str) -> dict[str, Any]:
+    from maestro.core.errors import InvalidRequest
+
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"{option} is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InvalidRequest(f"{option} must be a JSON object")
+    return payload
+
+
+def reply_text(output: dict[str, Any]) -> str:
+    """What a conversation shows of a run's output: ``reply``, else ``answer``, else the JSON."""
+    for key in ("reply", "answer"):
+        value = output.get(key)
+        if isinstance(value, str):
+            return value
+    return json.dumps(output, indent=2, default=str)
 
 
 def _report(run: RunRecord, *, as_json: bool) -> None:
@@ -87,26 +170,18 @@ def run_workcell(
     tenant: TenantOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a workcell once; streams events; a run waiting for approval exits 0 with status 'waiting'."""
+    """Run a workcell once, showing its events and tokens live (stderr); a run waiting for approval
+    exits 0 with status 'waiting'. With MAESTRO_BROKER_URL the run executes on a `maestro worker`."""
     from maestro.api.cli.common import read_stdin
-    from maestro.core.errors import InvalidRequest
 
     settings = settings_from_env()
     with reported(as_json=as_json):
-        raw = read_stdin() if input == "-" else input
-        try:
-            payload = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"--input is not valid JSON: {exc}") from exc
-        if not isinstance(payload, dict):
-            raise InvalidRequest("--input must be a JSON object")
+        payload = _json_object(read_stdin() if input == "-" else input, "--input")
         services = services_for(settings)
         try:
             runner = services.runner()
-            authority = operator_authority(settings, tenant)
-            run = asyncio.run(
-                runner.start(workcell, payload, authority, thread_id=thread, listener=_printer(as_json))
-            )
+            run = runner.prepare(workcell, payload, operator_authority(settings, tenant), thread_id=thread)
+            run = asyncio.run(_advance(services, runner, run, None if as_json else _Printer()))
         finally:
             services.close()
     _report(run, as_json=as_json)
@@ -163,15 +238,11 @@ def _decide(run_id: str, *, approve: bool, note: str | None, tenant: str | None,
     with reported(as_json=as_json):
         services = services_for(settings)
         try:
-            run = asyncio.run(
-                services.runner().decide(
-                    run_id,
-                    operator_authority(settings, tenant),
-                    approve=approve,
-                    note=note,
-                    listener=_printer(as_json),
-                )
+            runner = services.runner()
+            run = runner.record_decision(
+                run_id, operator_authority(settings, tenant), approve=approve, note=note
             )
+            run = asyncio.run(_advance(services, runner, run, None if as_json else _Printer()))
         finally:
             services.close()
     _report(run, as_json=as_json)
@@ -215,8 +286,11 @@ def runs_workcells(as_json: JsonOpt = False) -> None:
 
 @app.command("chat")
 def chat(
-    workcell: Annotated[str, typer.Argument(help="The workcell to talk to (e.g. chat).")] = "chat",
+    workcell: Annotated[str, typer.Argument(help="The workcell to talk to (e.g. chat, cypher).")] = "chat",
     thread: Annotated[str | None, typer.Option(help="Continue an earlier conversation thread.")] = None,
+    input: Annotated[
+        str, typer.Option("--input", help='Fields merged into every turn\'s input, e.g. \'{"graph": "g"}\'.')
+    ] = "{}",
     tenant: TenantOpt = None,
 ) -> None:
     """An interactive conversation: one thread, one run per turn. Empty line or Ctrl-D ends it."""
@@ -224,6 +298,7 @@ def chat(
 
     settings = settings_from_env()
     with reported(as_json=False):
+        extra = _json_object(input, "--input")
         services = services_for(settings)
         try:
             runner = services.runner()
@@ -238,12 +313,16 @@ def chat(
                     break
                 if not message.strip():
                     break
-                run = asyncio.run(runner.start(workcell, {"message": message}, authority, thread_id=thread))
+                run = runner.prepare(workcell, {**extra, "message": message}, authority, thread_id=thread)
                 thread = run.thread_id
+                printer = _Printer(tokens_to_stdout=True)
+                run = asyncio.run(_advance(services, runner, run, printer))
                 if run.status != "succeeded" or run.output is None:
                     _report(run, as_json=False)
                     continue
-                write_text(f"{run.output.get('reply', json.dumps(run.output))}\n")
+                reply = reply_text(run.output)
+                if reply.strip() != "".join(printer.streamed).strip():  # the streamed text was not the reply
+                    write_text(f"{reply}\n")
             if thread:
                 err_console.print(
                     f"[dim]thread {thread} (continue with --thread {thread})[/]", highlight=False
