@@ -369,7 +369,6 @@ async def _runner_runs(settings: Settings, runs: int, tick: Callable[[], None]) 
     from maestro.agents.runtime.context import RunContext
     from maestro.agents.runtime.registry import Workcell, register, unregister
     from maestro.agents.runtime.state import BaseState
-    from maestro.api.container import build_services
     from maestro.core.authority import Authority, Principal
     from maestro.core.roles import scopes_for
     from maestro.router.testing import FunctionLLM
@@ -392,10 +391,9 @@ async def _runner_runs(settings: Settings, runs: int, tick: Callable[[], None]) 
     authority = Authority(principal=principal, scopes=principal.scopes)
     client = FunctionLLM(_reply)
     previous = register(workcell)
-    services = build_services(settings, client=client)
+    runner, close = _build_runner(settings, client)
     samples: list[float] = []
     try:
-        runner = services.runner()
         for n in range(runs + 3):  # three warm-up runs
             t0 = time.perf_counter()
             run = await runner.start(RUNTIME_WORKCELL, {"question": f"q{n}"}, authority)
@@ -406,9 +404,52 @@ async def _runner_runs(settings: Settings, runs: int, tick: Callable[[], None]) 
                 samples.append(spent)
                 tick()
     finally:
-        services.close()
+        close()
         unregister(RUNTIME_WORKCELL, restore=previous)
     return samples, client.history[0].deployment
+
+
+def _build_runner(settings: Settings, client: Any) -> tuple[Any, Callable[[], None]]:
+    """A ``WorkcellRunner`` wired as ``maestro.api.container.build_services`` wires it (state DB, ledger,
+    PII prompt filter, router, policy, approvals); rebuilt here because ``bench`` may not import ``api``."""
+    import secrets
+
+    from maestro.agents.runtime.runner import WorkcellRunner
+    from maestro.agents.runtime.store import RunStore
+    from maestro.core.approvals import ApprovalStore
+    from maestro.core.authorize import Authorizer
+    from maestro.core.ledger import Ledger, load_signing_key
+    from maestro.core.policy import build_policy_engine
+    from maestro.router.factory import build_router, open_state_db
+    from maestro.router.privacy import PrivacyFilter
+    from maestro.tools.pii import PIIGuard, PIIPromptGuard
+    from maestro.tools.pii.quick import QuickRedactor
+
+    engine = open_state_db(settings)
+    hash_key = secrets.token_bytes(32)
+    ledger = Ledger(engine, load_signing_key(settings), redact=QuickRedactor(hash_key=hash_key).redact)
+    privacy = PrivacyFilter(PIIPromptGuard(PIIGuard(hash_key=hash_key)), mode=settings.pii_mode)
+    router = build_router(settings, engine=engine, client=client, ledger=ledger, privacy=privacy)
+
+    def record(kind: str, payload: dict[str, Any]) -> None:
+        actor = payload.get("principal_id") or payload.get("decided_by") or payload.get("requested_by")
+        ledger.append(kind, payload, tenant=payload.get("tenant"), actor=actor)
+
+    authorizer = Authorizer(build_policy_engine(settings), record=record)
+    runner = WorkcellRunner(
+        settings,
+        router=router,
+        runs=RunStore(engine),
+        approvals=ApprovalStore(engine, authorizer=authorizer, record=record),
+        authorizer=authorizer,
+        record=record,
+    )
+
+    def close() -> None:
+        router.close()
+        engine.dispose()
+
+    return runner, close
 
 
 async def _bare_runs(path: Path, deployment: Any, runs: int, tick: Callable[[], None]) -> list[float]:
