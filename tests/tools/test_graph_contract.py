@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from maestro.core.errors import NotFound
-from maestro.tools.graph import GraphBackend, GraphQueryError, GraphTimeout
+from maestro.core.errors import ConfigurationError, NotFound
+from maestro.core.settings import Settings
+from maestro.tools.graph import GraphBackend, GraphQueryError, GraphTimeout, open_graph
+from maestro.tools.graph.convert import iso_duration, to_json
+from maestro.tools.graph.factory import graph_scheme
+from maestro.tools.graph.neo4j_backend import (
+    node_json,
+    path_json,
+    plan_from_summary,
+    point_json,
+    relationship_json,
+    translate_neo4j_error,
+)
+from maestro.tools.graph.plan import GraphStats, PatternFacts, PlanOp, estimate_rows, pattern_facts
 
 Keys = Callable[[str], str]
 
@@ -220,3 +234,100 @@ def test_write_many_sums_stats(graph_backend: GraphBackend, graph_keys: Keys) ->
         ],
     )
     assert (stats.nodes_created, stats.relationships_created, stats.properties_set) == (2, 1, 2)
+
+
+# -- pure parts: URL schemes, the FalkorDB row estimate, Neo4j value and plan conversion -------------------
+
+
+def test_unknown_url_scheme_names_the_accepted_ones(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, graph_url="mongodb://user:pw@db:27017", _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError) as caught:
+        open_graph(settings)
+    message = caught.value.message
+    assert "falkor://" in message and "bolt://" in message and "neo4j+s://" in message
+    assert "pw" not in message and caught.value.exit_code == 2
+    assert [graph_scheme(u) for u in ("falkor://h:1", "unix:///s.sock", "neo4j+s://h", "BOLT://h")] == [
+        "falkor",
+        "unix",
+        "neo4j+s",
+        "bolt",
+    ]
+
+
+def test_estimate_heuristic_on_a_hand_written_plan() -> None:
+    stats = GraphStats(nodes=100_000, labels={"P": 1_000}, relationships={"R": 300_000})
+    scan = PlanOp.parse(
+        ["Results", "    Project", "        Conditional Variable Length Traverse | (n)-[@anon_0*1..5]->(m)",
+         "            All Node Scan | (n)"]
+    )  # fmt: skip
+    facts = pattern_facts("MATCH (n)-[*1..5]->(m) RETURN m")
+    assert facts == PatternFacts(fixed_hops=0, types=frozenset(), untyped=True)
+    assert estimate_rows(scan, stats, facts, max_hops=5) == 100_000 * sum(3.0**k for k in range(1, 6))
+    fused = PlanOp.parse(
+        ["Results", "    Conditional Traverse | (n)->(c)", "        Node By Label Scan | (n:P)"]
+    )
+    chain = pattern_facts(
+        "MATCH (n:P)-[:R]->(a)-[:R]->(b)-->(c) // -[:X]-> in a comment\nRETURN c, '-[:Y]->'"
+    )
+    assert chain == PatternFacts(fixed_hops=3, types=frozenset({"R"}), untyped=True)
+    assert estimate_rows(fused, stats, chain, max_hops=5) == 1_000 * 3.0**3
+    lookup = PlanOp.parse(["Results", "    Node By Label and ID Scan | (n:P)"])
+    assert (
+        estimate_rows(lookup, stats, pattern_facts("MATCH (n:P) WHERE id(n) = 1 RETURN n"), max_hops=5) == 1.0
+    )
+
+
+def test_neo4j_conversions_on_plain_values() -> None:
+    ada = node_json(
+        "4:x:1", ["Person", "Admin"], {"name": "Ada", "born": date(1815, 12, 10), "x": float("nan")}
+    )
+    assert ada == {
+        "id": "4:x:1",
+        "labels": ["Admin", "Person"],
+        "properties": {"name": "Ada", "born": "1815-12-10", "x": "NaN"},
+    }
+    knows = relationship_json("5:x:9", "KNOWS", "4:x:1", "4:x:2", {"since": 2019})
+    assert knows["type"] == "KNOWS" and (knows["start"], knows["end"]) == ("4:x:1", "4:x:2")
+    assert path_json([ada], [knows]) == {"nodes": [ada], "relationships": [knows]}
+    assert point_json(4326, [13.4, 52.5]) == {"latitude": 52.5, "longitude": 13.4}
+    assert point_json(7203, [1.0, 2.0]) == {"x": 1.0, "y": 2.0}
+    plan = plan_from_summary(
+        {
+            "operatorType": "ProduceResults@neo4j",
+            "args": {"EstimatedRows": 12345.0, "Details": "m"},
+            "children": [
+                {
+                    "operatorType": "VarLengthExpand(All)@neo4j",
+                    "args": {"EstimatedRows": 12345.0, "Details": "(n)-[*1..5]->(m)"},
+                    "children": [{"operatorType": "AllNodesScan@neo4j", "args": {"EstimatedRows": 100.0}}],
+                }
+            ],
+        }
+    )
+    assert plan.operators == ["ProduceResults", "VarLengthExpand(All)", "AllNodesScan"]
+    assert plan.estimated_rows == 12345.0 and "    VarLengthExpand(All) | (n)-[*1..5]->(m)" in plan.text
+    timeout = translate_neo4j_error(
+        "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration", "t", "g"
+    )
+    assert isinstance(timeout, GraphTimeout)
+    read_only = translate_neo4j_error(
+        "Neo.ClientError.Statement.AccessMode", "Writing in read access mode", "g"
+    )
+    assert isinstance(read_only, GraphQueryError) and read_only.details["reason"] == "read_only"
+    syntax = translate_neo4j_error("Neo.ClientError.Statement.SyntaxError", "Invalid input", "g")
+    assert isinstance(syntax, GraphQueryError) and syntax.details["reason"] == "syntax"
+    assert isinstance(translate_neo4j_error("Neo.ClientError.Database.DatabaseNotFound", "", "g"), NotFound)
+
+
+def test_falkor_values_convert_to_json() -> None:
+    assert to_json({"d": datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC), "t": timedelta(days=1, seconds=5)}) == {
+        "d": "2020-01-02T03:04:05+00:00",
+        "t": "P1DT5S",
+    }
+    assert iso_duration() == "PT0S" and iso_duration(years=1, months=2, seconds=3661.5) == "P1Y2MT1H1M1.5S"
+    assert to_json([float("inf"), float("-inf"), b"bytes", (1, 2)]) == [
+        "Infinity",
+        "-Infinity",
+        "bytes",
+        [1, 2],
+    ]

@@ -72,6 +72,15 @@ test_missing_scope_denied if {
 	denied_because(d, "missing scope 'rag:ingest' for action 'rag.ingest'")
 }
 
+# loading (or dropping) a tenant's graph is data ingestion: the rag:ingest scope, in the tenant's own graphs
+test_graph_load_needs_ingest_scope_and_same_tenant if {
+	allowed(decide(user("acme", ["rag:ingest"]), "graph.load", {"kind": "graph", "tenant": "acme", "id": "g"}))
+	d := decide(user("acme", ["cypher:read"]), "graph.load", {"kind": "graph", "tenant": "acme", "id": "g"})
+	denied_because(d, "missing scope 'rag:ingest' for action 'graph.load'")
+	other := decide(user("acme", ["rag:ingest"]), "graph.load", {"kind": "graph", "tenant": "globex", "id": "g"})
+	denied_because(other, "the resource belongs to another tenant")
+}
+
 test_unknown_action_denied_even_with_every_scope if {
 	d := decide(user("acme", ["rag:query", "chat", "keys:admin"]), "rag.delete_everything", {"tenant": "acme"})
 	denied_because(d, "unknown action: actions are denied unless data.json lists them")
