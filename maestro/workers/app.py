@@ -123,6 +123,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_max": 1.0,
         },
         "worker_hijack_root_logger": False,
+        "worker_proc_alive_timeout": 120.0,  # a pool process builds its services before taking tasks
         "worker_send_task_events": False,
     }
 

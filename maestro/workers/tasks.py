@@ -79,6 +79,10 @@ class WorkerRuntime:
             self._pid = os.getpid()
         return self._runner
 
+    def warm(self, **_: Any) -> None:
+        """Build this process's runner now (at pool-process start, outside any task's time limit)."""
+        self.runner()
+
     def close(self, **_: Any) -> None:
         """Close this process's runner (connected to Celery's process/worker shutdown signals)."""
         if self._close is not None and self._pid == os.getpid():
@@ -121,6 +125,7 @@ class WorkerRuntime:
 def register_tasks(app: CeleryApp, runtime: WorkerRuntime) -> None:
     """Add Maestro's tasks to ``app`` (the worker's app; a dispatcher only sends by name)."""
     signals = importlib.import_module("celery.signals")
+    signals.worker_process_init.connect(runtime.warm, weak=False)  # prefork: each pool process
     signals.worker_process_shutdown.connect(runtime.close, weak=False)
     signals.worker_shutdown.connect(runtime.close, weak=False)
 
