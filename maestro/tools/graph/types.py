@@ -51,7 +51,8 @@ class GraphResult:
 @dataclass(frozen=True)
 class QueryPlan:
     """The engine's EXPLAIN: operator names (outermost first), the raw plan text, and an estimate of the
-    rows the engine will touch (Neo4j's estimate; for FalkorDB computed from label and relationship counts)."""
+    rows the engine will touch (Neo4j's estimate; for FalkorDB computed from label and relationship
+    counts, see ``plan.py``)."""
 
     operators: list[str]
     text: str
