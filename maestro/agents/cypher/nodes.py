@@ -28,6 +28,8 @@ __all__ = ["answer", "check", "execute", "generate", "give_up", "introspect", "p
 
 FEW_SHOT = 4
 HISTORY_TURNS = 4
+GENERATE_MAX_TOKENS = 200  # a query and its parameters (~80 tokens); a runaway string stops here
+ANSWER_MAX_TOKENS = 200  # three sentences
 PROMPT_ROWS = 50
 DEFAULT_REPAIRS = 2
 
@@ -99,6 +101,7 @@ async def generate(state: CypherState, runtime: Runtime[RunContext]) -> dict[str
             "json_schema": {"name": "cypher", "schema": GENERATION_SCHEMA},
         },
         temperature=0.0,
+        max_tokens=GENERATE_MAX_TOKENS,
     )
     update: dict[str, Any] = {
         "attempts": state.get("attempts", 0) + 1,
@@ -230,6 +233,7 @@ async def answer(state: CypherState, runtime: Runtime[RunContext]) -> dict[str, 
                 {"role": "user", "content": user},
             ],
             temperature=0.0,
+            max_tokens=ANSWER_MAX_TOKENS,
         )
         update.update(budget_used_usd=result.cost_usd, model=result.model, decision_id=result.decision.id)
         shown = min(len(rows), PROMPT_ROWS)
