@@ -112,8 +112,11 @@ async def generate(state: CypherState, runtime: Runtime[RunContext]) -> dict[str
     try:
         query, params = parse_generation(result.text)
     except ValueError as exc:
+        reason = str(exc)
+        if result.finish_reason == "length":
+            reason = f"the reply was cut off at {GENERATE_MAX_TOKENS} tokens ({reason}); write a shorter one"
         raw = {**state, **update, "query": result.text.strip()[:2000]}
-        return {**update, "query": raw["query"], **_failure(raw, ctx, "generate", str(exc))}
+        return {**update, "query": raw["query"], **_failure(raw, ctx, "generate", reason)}
     return {**update, "query": query, "params": params, "error": None}
 
 
