@@ -277,3 +277,94 @@ def test_chat_keeps_a_thread(services: Services, tmp_path: Path) -> None:
     )  # user, assistant, user
     assert second.output["turns"] == 2
     assert get_workcell("chat").action == "chat"
+
+
+def test_tokens_reach_the_listener_one_by_one_and_the_store_coalesced(
+    services: Services, tmp_path: Path
+) -> None:
+    words = [f"word{i}" for i in range(60)]
+    services.router.client = FunctionLLM(lambda messages, c: " ".join(words))
+    runner = _runner(services, tmp_path)
+    live: list[str] = []
+    run = asyncio.run(
+        runner.start(
+            "chat",
+            {"message": "talk"},
+            _authority("alice", ["engineer"]),
+            listener=lambda k, p: live.append(p["text"]) if k == "token" else None,
+        )
+    )
+    assert run.status == "succeeded" and run.output is not None
+    stored = [e["payload"]["text"] for e in runner.runs.events(run.id) if e["kind"] == "token"]
+    assert len(live) == len(words)  # every delta, live
+    assert "".join(live) == "".join(stored) == run.output["reply"]
+    assert len(stored) <= len("".join(stored)) // 64 + 1  # one stored event per 64 characters at most
+
+
+def test_token_coalescer_flushes_by_size_and_time() -> None:
+    from maestro.agents.runtime.context import TokenCoalescer
+
+    now = [0.0]
+    stored: list[str] = []
+    coalescer = TokenCoalescer(stored.append, flush_s=0.1, flush_chars=10, clock=lambda: now[0])
+    for piece in ("abc", "def", "ghij"):  # 10 characters: flushed by size
+        coalescer.add(piece)
+    coalescer.add("k")
+    now[0] = 0.2
+    coalescer.add("l")  # 0.2 s after "k": flushed by time
+    coalescer.add("m")
+    coalescer.flush()
+    assert stored == ["abcdefghij", "kl", "m"]
+
+
+class ToolState(BaseState, total=False):
+    mode: str
+
+
+async def use_tools(state: ToolState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+
+    async def fine() -> str:
+        return "rows"
+
+    async def broken() -> str:
+        raise InvalidRequest("the graph has no such label")
+
+    await ctx.tool_call("graph.query", {"graph": "g", "query": "MATCH (n) RETURN n"}, fine)
+    if state.get("mode") == "error":
+        await ctx.tool_call("graph.query", {"graph": "g"}, broken)
+    if state.get("mode") == "refused":  # pr.open needs a repository on the tenant's allow-list
+        await ctx.tool_call("pr.open", {"repo": "evil/repo", "branch": "x"}, fine)
+    return {}
+
+
+def test_tool_calls_emit_start_and_end_and_refusals_stop_before_acting(
+    services: Services, tmp_path: Path
+) -> None:
+    def build() -> StateGraph[Any, Any, Any, Any]:
+        graph: StateGraph[Any, Any, Any, Any] = StateGraph(ToolState, context_schema=RunContext)
+        graph.add_node("use_tools", use_tools)
+        graph.add_edge(START, "use_tools")
+        graph.add_edge("use_tools", END)
+        return graph
+
+    register(Workcell("spin", "tools", "chat", build, lambda p: {"mode": p["mode"]}, lambda s: {}))
+    runner = _runner(services, tmp_path)
+    alice = _authority("alice", ["engineer"])
+
+    def tool_events(mode: str) -> tuple[str, list[dict[str, Any]]]:
+        run = asyncio.run(runner.start("spin", {"mode": mode}, alice))
+        return run.status, [e["payload"] for e in runner.runs.events(run.id) if e["kind"] == "tool"]
+
+    status, ok = tool_events("ok")
+    assert status == "succeeded"
+    assert [(e["phase"], e.get("ok")) for e in ok] == [("start", None), ("end", True)]
+    assert ok[0]["arg_names"] == ["graph", "query"] and "MATCH" not in json.dumps(ok)  # names, never values
+    assert ok[1]["ms"] >= 0
+    status, failed = tool_events("error")
+    assert status == "failed"
+    assert failed[-1]["ok"] is False and failed[-1]["error"]["code"] == "invalid_request"
+    status, refused = tool_events("refused")
+    assert status == "failed" and len(refused) == 2  # the refused call never started
+    denials = [e for e in services.ledger.entries(tenant="acme", limit=50) if e.kind == "policy.denied"]
+    assert denials, "the refusal is in the ledger"

@@ -39,3 +39,11 @@ def test_run_errors_exit_codes(tmp_path: Path, cli: MaestroCli) -> None:
     assert missing.returncode == 1 and "no run" in missing.stderr
     no_approval = cli(["runs", "approve", "run_doesnotexist"], tmp_path)
     assert no_approval.returncode == 1
+
+
+def test_chat_reply_is_read_generically() -> None:
+    from maestro.api.cli.run_commands import reply_text
+
+    assert reply_text({"reply": "hi", "answer": "no"}) == "hi"
+    assert reply_text({"answer": "42 rows", "cypher": "MATCH (n) RETURN n"}) == "42 rows"
+    assert json.loads(reply_text({"rows": [1, 2]})) == {"rows": [1, 2]}

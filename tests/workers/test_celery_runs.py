@@ -255,3 +255,22 @@ def test_bad_broker_configuration_is_refused(cluster: Cluster, tmp_path: Path) -
     failed = cluster.runner.runs.get(run.id, tenant="default")
     assert failed.status == "failed" and failed.error is not None
     assert failed.error["code"] == "broker_unavailable"
+
+
+def test_chat_over_the_broker_merges_input_and_keeps_one_thread(cluster: Cluster) -> None:
+    talk = subprocess.run(
+        [MAESTRO, "chat", "chat", "--input", '{"lang": "en", "message": "overridden"}'],
+        input="hello\nand again\n\n",
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cluster.data_dir,
+    )
+    assert talk.returncode == 0, talk.stderr
+    assert talk.stdout.count(worker_plugin.REPLY) == 2  # streamed once per turn, not printed twice
+    turns = [r for r in cluster.runner.runs.list(tenant="default", workcell="chat") if r.input.get("lang")]
+    assert len(turns) == 2 and len({r.thread_id for r in turns}) == 1
+    assert sorted(r.input["message"] for r in turns) == ["and again", "hello"]
+    assert all(r.input["lang"] == "en" and r.status == "succeeded" for r in turns)
+    assert max(r.output["turns"] for r in turns if r.output) == 2
