@@ -131,7 +131,8 @@ class CeleryDispatcher:
             self.runner.abandon(run, error)
             raise BrokerUnavailable(
                 f"the broker at MAESTRO_BROKER_URL ({_host(self.settings.broker_url)}) did not take run "
-                f"{run.id}: {exc}. Start Redis or fix MAESTRO_BROKER_URL; the run was marked failed.",
+                f"{run.id}: {str(exc).rstrip('.')}. Start Redis or fix MAESTRO_BROKER_URL; "
+                "the run was marked failed.",
                 run_id=run.id,
             ) from exc
         return str(result.id)

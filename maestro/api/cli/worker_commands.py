@@ -101,7 +101,7 @@ def _build_app(settings: Settings, modules: list[ModuleType]) -> Any:
             connection.ensure_connection(max_retries=1, timeout=5)
     except Exception as exc:  # kombu raises its transport's own errors; all mean "not reachable"
         raise BrokerUnavailable(
-            f"cannot reach the broker at MAESTRO_BROKER_URL: {type(exc).__name__}: {exc}. "
+            f"cannot reach the broker at MAESTRO_BROKER_URL: {type(exc).__name__}: {str(exc).rstrip('.')}. "
             "Start Redis or fix MAESTRO_BROKER_URL."
         ) from exc
     register_tasks(celery_app, WorkerRuntime(settings, _runner_factory(settings, modules)))
