@@ -102,6 +102,7 @@ async def generate(state: CypherState, runtime: Runtime[RunContext]) -> dict[str
         },
         temperature=0.0,
         max_tokens=GENERATE_MAX_TOKENS,
+        stream=False,  # JSON for the graph, not words for a human: only the answer streams
     )
     update: dict[str, Any] = {
         "attempts": state.get("attempts", 0) + 1,
