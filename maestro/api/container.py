@@ -98,7 +98,7 @@ class Services:
         return self.retrieval().ingestor(pii_detector=detect)
 
     def graph(self) -> GraphBackend:
-        """The graph engine (embedded FalkorDB unless MAESTRO_GRAPH_URL names a server), opened on first use."""
+        """The graph engine (embedded FalkorDB unless MAESTRO_GRAPH_URL names a server), opened lazily."""
         with self._graph_lock:
             if self._graph is None:
                 from maestro.tools.graph.factory import open_graph

@@ -127,7 +127,7 @@ class PIIRefused(Refused):
 
 
 class RateLimited(Refused):
-    """A tenant passed a per-tenant rate limit (e.g. Cypher queries per minute); retry after ``retry_after``."""
+    """A tenant passed a per-tenant rate limit (e.g. Cypher queries a minute); retry after ``retry_after``."""
 
     code = "rate_limited"
     http_status = 429
