@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
 
@@ -21,7 +22,7 @@ from maestro.agents.cypher.prompting import GENERATION_SCHEMA, ROW_CITATION, par
 from maestro.agents.cypher.state import CypherState
 from maestro.agents.runtime.context import RunContext
 from maestro.prompts.templates import load
-from maestro.tools.graph.access import GraphAccess
+from maestro.tools.graph.access import GraphAccess, GraphHandle
 from maestro.tools.graph.errors import GraphQueryError, GraphTimeout
 
 __all__ = ["answer", "check", "execute", "generate", "give_up", "introspect", "preview"]
@@ -32,6 +33,8 @@ GENERATE_MAX_TOKENS = 200  # a query and its parameters (~80 tokens); a runaway 
 ANSWER_MAX_TOKENS = 200  # three sentences
 PROMPT_ROWS = 50
 DEFAULT_REPAIRS = 2
+
+T = TypeVar("T")
 
 
 def _access(ctx: RunContext) -> GraphAccess:
@@ -52,7 +55,7 @@ def _failure(state: Mapping[str, Any], ctx: RunContext, stage: str, reason: str)
     }
 
 
-async def _tool(ctx: RunContext, name: str, args: dict[str, Any], act: Any) -> Any:
+async def _tool(ctx: RunContext, name: str, args: dict[str, Any], act: Callable[[], T]) -> T:
     """Run a blocking graph call off the event loop with ``tool`` events around it."""
     started = time.perf_counter()
     ctx.emit("tool", {"tool": name, "phase": "start", **args})
@@ -66,6 +69,20 @@ async def _tool(ctx: RunContext, name: str, args: dict[str, Any], act: Any) -> A
         raise
     ctx.emit("tool", {"tool": name, "phase": "end", "ms": round((time.perf_counter() - started) * 1e3, 2)})
     return result
+
+
+async def _on_graph(
+    ctx: RunContext,
+    state: CypherState,
+    tool: str,
+    call: Callable[[GraphHandle, str, dict[str, Any]], T],
+) -> tuple[GraphHandle, T]:
+    """Open the run's graph (authorised again for this step) and call ``tool`` on the current query."""
+    access = _access(ctx)
+    handle = await asyncio.to_thread(access.open, ctx.authority, state["graph"])
+    params = dict(state.get("params") or {})
+    result = await _tool(ctx, tool, {"graph": handle.name}, lambda: call(handle, state["query"], params))
+    return handle, result
 
 
 async def introspect(state: CypherState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -136,15 +153,8 @@ async def preview(state: CypherState, runtime: Runtime[RunContext]) -> dict[str,
     """EXPLAIN the query; above the cost threshold, pause for a human's approval."""
     ctx = runtime.context
     access = _access(ctx)
-    handle = await asyncio.to_thread(access.open, ctx.authority, state["graph"])
-    params = state.get("params") or {}
     try:
-        plan = await _tool(
-            ctx,
-            "graph.explain",
-            {"graph": handle.name},
-            lambda: access.explain(handle, state["query"], params),
-        )
+        handle, plan = await _on_graph(ctx, state, "graph.explain", access.explain)
     except GraphQueryError as exc:
         return _failure(state, ctx, "explain", f"the database rejected it: {exc}")
     threshold = access.cost_threshold
@@ -175,15 +185,8 @@ async def execute(state: CypherState, runtime: Runtime[RunContext]) -> dict[str,
     """Run the query read-only (guard again, rate limit, tool policy, server timeout, row cap)."""
     ctx = runtime.context
     access = _access(ctx)
-    handle = await asyncio.to_thread(access.open, ctx.authority, state["graph"])
-    params = state.get("params") or {}
     try:
-        result = await _tool(
-            ctx,
-            "graph.query",
-            {"graph": handle.name},
-            lambda: access.run(ctx.authority, handle, state["query"], params),
-        )
+        _, result = await _on_graph(ctx, state, "graph.query", partial(access.run, ctx.authority))
     except GraphTimeout as exc:
         return _failure(state, ctx, "execute", f"it timed out; write a cheaper query: {exc}")
     except GraphQueryError as exc:
