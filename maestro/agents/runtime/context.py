@@ -19,10 +19,17 @@ evidence:
   ``interrupt()``; the run resumes with the decision. The approval request itself is an effect, so the
   node's replay on resume does not ask twice.
 * ``emit`` publishes a streaming event (stored, and passed to the live listener).
+
+Events reach the live listener at once and the store in batches: the context buffers them (and the cost
+of its model calls) and ``flush`` writes the batch in one transaction. The runner flushes before
+LangGraph saves anything of the run's thread (``EventFence``: a node's events are stored before the node
+is recorded as done) and with every status change (the last events commit with it). A process that
+dies mid-node loses only that node's buffered events, and the node runs again on recovery.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +37,7 @@ from typing import Any, TypeVar
 
 from langgraph.types import interrupt
 
-from maestro.agents.runtime.store import RunStore
+from maestro.agents.runtime.store import PendingEvent, RunStore
 from maestro.core.approvals import ApprovalStore
 from maestro.core.authority import Authority
 from maestro.core.authorize import Authorizer
@@ -107,16 +114,48 @@ class RunContext:
     stream_tokens: bool = False  # what ``complete`` does when its caller does not say
     started: float = field(default_factory=time.monotonic)
     spent_usd: float = 0.0
+    _pending: list[PendingEvent] = field(default_factory=list, init=False, repr=False)
+    _unbilled_usd: float = field(default=0.0, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- events ----------------------------------------------------------------------------------------
 
     def emit(self, kind: str, payload: Mapping[str, Any]) -> None:
-        """Store an event (numbered) and pass it to the live listener."""
+        """Queue an event for the store (numbered when flushed) and pass it to the live listener."""
         data = dict(payload)
-        self.runs.append_event(self.run_id, kind, data)
-        self._live(kind, data)
+        self._store(kind, data)
+        self.live(kind, data)
 
-    def _live(self, kind: str, data: dict[str, Any]) -> None:
+    def _store(self, kind: str, data: dict[str, Any]) -> None:
+        with self._lock:  # a sync node may emit from LangGraph's executor thread
+            self._pending.append(PendingEvent(kind, data, self.runs.now()))
+
+    def take_pending(self) -> tuple[list[PendingEvent], float]:
+        """The events and model cost not stored yet; the caller stores them (or ``restore_pending``)."""
+        with self._lock:
+            events, cost = self._pending, self._unbilled_usd
+            self._pending, self._unbilled_usd = [], 0.0
+        return events, cost
+
+    def restore_pending(self, events: list[PendingEvent], cost: float) -> None:
+        """Put back what ``take_pending`` returned when it could not be stored (ahead of newer events)."""
+        with self._lock:
+            self._pending[:0] = events
+            self._unbilled_usd += cost
+
+    def flush(self) -> None:
+        """Store the queued events (and add the queued cost to the run) in one transaction."""
+        events, cost = self.take_pending()
+        if not events and not cost:
+            return
+        try:
+            self.runs.append_events(self.run_id, events, add_cost_usd=cost)
+        except BaseException:
+            self.restore_pending(events, cost)
+            raise
+
+    def live(self, kind: str, data: dict[str, Any]) -> None:
+        """Pass an event to the live listener only (the caller stores it)."""
         if self.listener is not None:
             self.listener(kind, data)
 
@@ -147,7 +186,8 @@ class RunContext:
         streaming = self.stream_tokens if stream is None else stream
         result = await (self._stream(request) if streaming else self.router.complete(request))
         self.spent_usd += result.cost_usd
-        self.runs.add_cost(self.run_id, result.cost_usd)
+        with self._lock:
+            self._unbilled_usd += result.cost_usd  # added to the run with the next flush
         self.emit(
             "model",
             {
@@ -160,12 +200,12 @@ class RunContext:
         return result
 
     async def _stream(self, request: RouteRequest) -> RoutedCompletion:
-        coalescer = TokenCoalescer(lambda text: self.runs.append_event(self.run_id, "token", {"text": text}))
+        coalescer = TokenCoalescer(lambda text: self._store("token", {"text": text}))
         result: RoutedCompletion | None = None
         try:
             async for event in self.router.stream(request):
                 if event.kind == "delta" and event.text:
-                    self._live("token", {"text": event.text})
+                    self.live("token", {"text": event.text})
                     coalescer.add(event.text)
                 elif event.kind == "end":
                     result = event.result

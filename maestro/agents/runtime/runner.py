@@ -19,9 +19,14 @@ A run moves ``queued -> running -> waiting -> queued -> running -> succeeded | r
 * A broker redelivery claims a ``running`` run too (``advance(..., redelivery=True)``): the worker that
   held it is gone (its hard time limit is below the broker's visibility timeout), so it continues from the
   last checkpoint. ``dead_letter`` ends a run that keeps killing its workers.
+* ``recover`` does for in-process mode what the broker's redelivery does for Celery: runs left ``queued``
+  or ``running`` for longer than the run deadline (no live process can still be driving them) are
+  claimed (one recoverer wins) and continued from their last checkpoint.
 
 Every start, pause, decision and end is a ledger entry; every node, model call, token, tool call, effect
-and approval is a run event.
+and approval is a run event. Per event loop the runner keeps one open checkpointer and each workcell's
+compiled graph (``CheckpointSession``); a run's events are buffered and written in one transaction
+before each checkpoint save and with each status change (see ``context``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,10 +42,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 
-from maestro.agents.runtime.checkpoints import open_checkpointer
+from maestro.agents.runtime.checkpoints import CheckpointSession
 from maestro.agents.runtime.context import Listener, RunCaps, RunContext
 from maestro.agents.runtime.registry import Workcell, get_workcell
-from maestro.agents.runtime.store import ACTIVE, RunRecord, RunStore
+from maestro.agents.runtime.store import ACTIVE, PendingEvent, RunRecord, RunStatus, RunStore
 from maestro.core.approvals import ApprovalStore
 from maestro.core.authority import Authority, Principal
 from maestro.core.authorize import Authorizer
@@ -123,6 +129,23 @@ class WorkcellRunner:
         self.authorizer = authorizer
         self._record = record
         self.tools = dict(tools or {})
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CheckpointSession] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _session(self) -> CheckpointSession:
+        """This event loop's checkpointer and compiled graphs (opened on first use)."""
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None:
+            session = self._sessions[loop] = CheckpointSession(self.settings)
+        return session
+
+    async def aclose(self) -> None:
+        """Close this event loop's checkpointer (a loop that ends without it closes it on shutdown)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.aclose()
 
     # -- starting --------------------------------------------------------------------------------------
 
@@ -130,12 +153,25 @@ class WorkcellRunner:
         self, name: str, payload: Mapping[str, Any], authority: Authority, *, thread_id: str | None = None
     ) -> RunRecord:
         """Authorise, validate the input and record a queued run (a dispatcher then advances it)."""
+        return self._prepare(name, payload, authority, thread_id=thread_id, claimed=False)[0]
+
+    def _prepare(
+        self,
+        name: str,
+        payload: Mapping[str, Any],
+        authority: Authority,
+        *,
+        thread_id: str | None,
+        claimed: bool,
+    ) -> tuple[RunRecord, Any]:
+        """``prepare``; ``claimed``: record the run already claimed by this process (``running``,
+        one delivery), for ``start``. Returns the run and its first state."""
         workcell = get_workcell(name)
         authority.check_live()
         self.authorizer.authorize(
             authority, workcell.action, {"kind": "workcell", "tenant": authority.tenant, "id": workcell.name}
         )
-        workcell.initial_state(payload)  # refuse bad input before anything is recorded
+        first = workcell.initial_state(payload)  # refuse bad input before anything is recorded
         if thread_id is not None:
             self._check_thread(thread_id, authority)
         run = self.runs.create(
@@ -144,9 +180,10 @@ class WorkcellRunner:
             input=dict(payload),
             thread_id=thread_id,
             run_id=new_id("run"),
+            claimed=claimed,
         )
         self._ledger("run.started", run, {})
-        return run
+        return run, first
 
     async def start(
         self,
@@ -158,9 +195,14 @@ class WorkcellRunner:
         listener: Listener | None = None,
         caps: RunCaps | None = None,
     ) -> RunRecord:
-        """``prepare`` then ``advance`` in this process."""
-        run = self.prepare(name, payload, authority, thread_id=thread_id)
-        return await self.advance(run.id, tenant=run.tenant, listener=listener, caps=caps)
+        """``prepare`` then ``advance`` in this process.
+
+        The run is recorded already claimed (``running``: no other process can know it yet, so the
+        separate ``queued -> running`` claim would protect nothing), and it starts from its input
+        without reading its thread's last checkpoint (a run that did not exist cannot have written it).
+        """
+        run, first = self._prepare(name, payload, authority, thread_id=thread_id, claimed=True)
+        return await self.drive(run, listener=listener, caps=caps, start=first)
 
     async def execute(
         self, run_id: str, *, tenant: str, listener: Listener | None = None, caps: RunCaps | None = None
@@ -179,16 +221,51 @@ class WorkcellRunner:
 
     # -- claiming and advancing ------------------------------------------------------------------------
 
-    def claim(self, run_id: str, *, tenant: str, redelivery: bool = False) -> RunRecord | None:
+    def claim(
+        self, run_id: str, *, tenant: str, redelivery: bool = False, stale_for_s: float | None = None
+    ) -> RunRecord | None:
         """``queued`` (or, for a broker redelivery, ``running``) -> ``running``, counting the delivery.
 
         ``None`` when the run is waiting or finished: a duplicate delivery has nothing to do.
+        ``stale_for_s``: only a run last updated longer ago than that (``recover``).
         """
         expect = {"queued", "running"} if redelivery else {"queued"}
         try:
-            return self.runs.transition(run_id, tenant=tenant, to="running", expect=expect, attempt=True)
+            return self.runs.transition(
+                run_id, tenant=tenant, to="running", expect=expect, attempt=True, stale_for_s=stale_for_s
+            )
         except ApprovalConflict:
             return None
+
+    async def recover(self, *, older_than_s: float | None = None) -> list[RunRecord]:
+        """Continue the runs a dead process left ``queued`` or ``running`` (in-process mode).
+
+        A run qualifies when its last update is older than ``older_than_s`` (default: the run deadline,
+        MAESTRO_RUN_DEADLINE_S, past which a live process would have failed it). Each is claimed with a
+        conditional update on that age (of two recoverers one wins), then driven from its last
+        checkpoint: a node cut short re-runs and its recorded effects come back from the effect log. A
+        run recovered more than ``1 + MAESTRO_MAX_REDELIVERIES`` times is failed (``dead_lettered``).
+        Returns the runs as they ended up.
+        """
+        older = self.settings.run_deadline_s if older_than_s is None else older_than_s
+        recovered: list[RunRecord] = []
+        for status in ("running", "queued"):
+            stale: RunStatus = "running" if status == "running" else "queued"
+            for run in self.runs.stale(status=stale, older_than_s=older):
+                claimed = self.claim(run.id, tenant=run.tenant, redelivery=True, stale_for_s=older)
+                if claimed is None:  # someone else recovered it, or it moved on meanwhile
+                    continue
+                if claimed.attempts > 1 + self.settings.max_redeliveries:
+                    recovered.append(self.dead_letter(claimed, limit=self.settings.max_redeliveries))
+                    continue
+                logger.warning(
+                    "run %s was left %s (last update %s): continuing it from its checkpoint",
+                    run.id,
+                    status,
+                    run.updated_at.isoformat(),
+                )
+                recovered.append(await self.drive(claimed))
+        return recovered
 
     async def advance(
         self,
@@ -260,9 +337,17 @@ class WorkcellRunner:
     # -- driving the graph -----------------------------------------------------------------------------
 
     async def drive(
-        self, run: RunRecord, *, listener: Listener | None = None, caps: RunCaps | None = None
+        self,
+        run: RunRecord,
+        *,
+        listener: Listener | None = None,
+        caps: RunCaps | None = None,
+        start: Any = None,
     ) -> RunRecord:
-        """Drive a claimed (``running``) run until it ends or waits for an approval."""
+        """Drive a claimed (``running``) run until it ends or waits for an approval.
+
+        ``start``: the first state of a run created by ``start`` (what to do is then known: no plan is
+        read from the checkpoint)."""
         workcell = get_workcell(run.workcell)
         authority = authority_from_snapshot(run.authority, run.id)
         caps = caps or RunCaps(budget_usd=authority.budget_usd, deadline_s=self.settings.run_deadline_s)
@@ -284,15 +369,21 @@ class WorkcellRunner:
             "recursion_limit": workcell.recursion_limit,
             "metadata": {RUN_KEY: run.id},
         }
+        session = self._session()
         try:
-            async with open_checkpointer(self.settings) as saver:
-                graph = workcell.build().compile(checkpointer=saver)
-                plan = await self._plan(graph, config, run, workcell)
-                paused = plan.paused
+            fence = await session.open()
+            graph = session.graph(workcell)
+            with fence.guarding(run.thread_id, ctx.flush):  # events are stored before each checkpoint
+                if start is not None:
+                    plan = _Plan(payload=start)
+                else:
+                    plan = await self._plan(graph, config, run, workcell)
+                paused, state = plan.paused, None
                 if not plan.finished and paused is None:
                     async with asyncio.timeout(caps.deadline_s):
-                        paused = await self._stream(graph, plan.payload, config, ctx)
-                state = (await graph.aget_state(config)).values
+                        paused, state = await self._stream(graph, plan.payload, config, ctx)
+                if paused is None and state is None:
+                    state = (await graph.aget_state(config)).values
         except MaestroError as exc:
             return self._fail(run, exc.to_dict()["error"], ctx)
         except GraphRecursionError:
@@ -307,12 +398,41 @@ class WorkcellRunner:
             return self._fail(run, error, ctx)
         if paused is not None:
             return self._pause(run, paused, ctx)
-        output = workcell.output(state)
+        output = workcell.output(state or {})
         status: Literal["succeeded", "rejected"] = "rejected" if plan.refused else "succeeded"
-        done = self.runs.transition(run.id, tenant=run.tenant, to=status, expect={"running"}, output=output)
-        ctx.emit("end", {"status": status})
+        done = self._settle(run, ctx, to=status, final=[("end", {"status": status})], output=output)
         self._ledger(f"run.{status}", done, {})
         return done
+
+    def _settle(
+        self,
+        run: RunRecord,
+        ctx: RunContext | None,
+        *,
+        to: RunStatus,
+        final: list[tuple[str, dict[str, Any]]],
+        expect: frozenset[str] = frozenset({"running"}),
+        **values: Any,
+    ) -> RunRecord:
+        """Change the run's status with its buffered events, its cost and ``final`` events in one
+        transaction; then tell the live listener about ``final``. ``ApprovalConflict`` if the run is not
+        in ``expect`` (the buffered events are then stored on their own)."""
+        pending, cost = ctx.take_pending() if ctx is not None else ([], 0.0)
+        now = self.runs.now()
+        events = [*pending, *(PendingEvent(kind, payload, now) for kind, payload in final)]
+        try:
+            settled = self.runs.transition(
+                run.id, tenant=run.tenant, to=to, expect=expect, events=events, add_cost_usd=cost, **values
+            )
+        except ApprovalConflict:
+            if ctx is not None:
+                ctx.restore_pending(pending, cost)
+                ctx.flush()
+            raise
+        if ctx is not None:
+            for kind, payload in final:
+                ctx.live(kind, payload)
+        return settled
 
     async def _plan(self, graph: Any, config: Any, run: RunRecord, workcell: Workcell) -> _Plan:
         """Start, resume or continue: read from the thread's last checkpoint (see the module docstring)."""
@@ -342,20 +462,26 @@ class WorkcellRunner:
             return False
         return self.approvals.get(run.approval_id, tenant=run.tenant).status in {"refused", "expired"}
 
-    async def _stream(self, graph: Any, payload: Any, config: Any, ctx: RunContext) -> dict[str, Any] | None:
-        """Run the graph, turning its stream into run events; returns the interrupt's value if it paused."""
+    async def _stream(
+        self, graph: Any, payload: Any, config: Any, ctx: RunContext
+    ) -> tuple[dict[str, Any] | None, Any]:
+        """Run the graph, turning its stream into run events; returns the interrupt's value if it paused,
+        and the graph's last state (its last ``values`` chunk: no checkpoint read afterwards)."""
         paused: dict[str, Any] | None = None
+        state: Any = None
         started: dict[str, float] = {}
         async for mode, chunk in graph.astream(
-            payload, config, context=ctx, stream_mode=["tasks", "updates", "custom"]
+            payload, config, context=ctx, stream_mode=["tasks", "updates", "custom", "values"]
         ):
-            if mode == "custom":
+            if mode == "values":
+                state = chunk
+            elif mode == "custom":
                 ctx.emit("custom", chunk if isinstance(chunk, dict) else {"value": chunk})
             elif mode == "tasks":
                 self._task_event(chunk, started, ctx)
             elif isinstance(chunk, dict) and "__interrupt__" in chunk:
                 paused = dict(chunk["__interrupt__"][0].value)
-        return paused
+        return paused, state
 
     @staticmethod
     def _task_event(chunk: Any, started: dict[str, float], ctx: RunContext) -> None:
@@ -372,10 +498,8 @@ class WorkcellRunner:
 
     def _pause(self, run: RunRecord, asked: Mapping[str, Any], ctx: RunContext) -> RunRecord:
         approval_id = asked.get("approval_id")
-        waiting = self.runs.transition(
-            run.id, tenant=run.tenant, to="waiting", expect={"running"}, approval_id=approval_id
-        )
-        ctx.emit("waiting", {"approval_id": approval_id, "action": asked.get("action")})
+        final = [("waiting", {"approval_id": approval_id, "action": asked.get("action")})]
+        waiting = self._settle(run, ctx, to="waiting", final=final, approval_id=approval_id)
         self._ledger("run.waiting", waiting, {"approval_id": approval_id, "action": asked.get("action")})
         return waiting
 
@@ -387,21 +511,13 @@ class WorkcellRunner:
         *,
         expect: frozenset[str] = frozenset({"running"}),
     ) -> RunRecord:
+        final = [("error", error), ("end", {"status": "failed"})]
         try:
-            failed = self.runs.transition(run.id, tenant=run.tenant, to="failed", expect=expect, error=error)
+            failed = self._settle(run, ctx, to="failed", final=final, expect=expect, error=error)
         except ApprovalConflict:  # someone else settled the run meanwhile (e.g. dead-lettered it)
             return self.runs.get(run.id, tenant=run.tenant)
-        emit = ctx.emit if ctx is not None else self._event(run.id)
-        emit("error", error)
-        emit("end", {"status": "failed"})
         self._ledger("run.failed", failed, {"error_code": error.get("code")})
         return failed
-
-    def _event(self, run_id: str) -> Callable[[str, Mapping[str, Any]], None]:
-        def emit(kind: str, payload: Mapping[str, Any]) -> None:
-            self.runs.append_event(run_id, kind, payload)
-
-        return emit
 
     def _ledger(self, kind: str, run: RunRecord, extra: Mapping[str, Any]) -> None:
         if self._record is not None:

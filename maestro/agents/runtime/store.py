@@ -4,7 +4,10 @@
   processes resuming the same run exactly one wins.
 * The effect log is keyed by ``(run, node, effect key)``: the first writer's result is kept and every
   replay (a node re-run on resume, a redelivered task) reads it back instead of acting again.
-* Events are numbered per run; readers page with ``after=seq`` (the SSE stream and ``runs show``).
+* Events are numbered per run, gap-free (``seq`` from 1); readers page with ``after=seq`` (the SSE stream
+  and ``runs show``). ``append_events`` writes a batch in one transaction, numbered after the run's last
+  event; ``transition`` can write the run's last events (and the cost not yet added) in the same
+  transaction as the status change, so a settled run's final event is there as soon as its status is.
 * ``attempts`` counts the deliveries of the run's current step: a claim (``queued``/``running`` ->
   ``running``) adds one, a recorded decision (``waiting`` -> ``queued``) resets it. A broker redelivery
   after a killed worker therefore shows up as ``attempts > 1`` (RELIABILITY #25: dead-lettered past
@@ -14,26 +17,34 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from maestro.core.clock import as_utc, utcnow
 from maestro.core.errors import ApprovalConflict, NotFound
 from maestro.core.ids import new_id
 from maestro.core.schema import from_nano, run_effects, run_events, runs, to_nano
 
-__all__ = ["ACTIVE", "SETTLED", "RunRecord", "RunStatus", "RunStore"]
+__all__ = ["ACTIVE", "SETTLED", "PendingEvent", "RunRecord", "RunStatus", "RunStore"]
 
 RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "rejected"]
 ACTIVE: frozenset[str] = frozenset({"queued", "running", "waiting"})
 SETTLED: frozenset[str] = frozenset({"waiting", "succeeded", "failed", "rejected"})
 """Statuses in which nothing runs until someone acts (an approval) or ever again (the end states)."""
 _MISSING = object()
+
+
+class PendingEvent(NamedTuple):
+    """An event not yet stored: its kind, payload and the time it happened."""
+
+    kind: str
+    payload: Mapping[str, Any]
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,10 @@ class RunStore:
         self._engine = engine
         self._clock = clock
 
+    def now(self) -> datetime:
+        """The store's clock (events are stamped with it when they happen, not when they are written)."""
+        return self._clock()
+
     # -- runs ------------------------------------------------------------------------------------------
 
     def create(
@@ -88,7 +103,10 @@ class RunStore:
         input: Mapping[str, Any],
         thread_id: str | None,
         run_id: str | None = None,
+        claimed: bool = False,
     ) -> RunRecord:
+        """Record a ``queued`` run; ``claimed``: ``running`` with its first delivery counted (the process
+        that creates it drives it at once)."""
         now = self._clock()
         run_id = run_id or new_id("run")
         tenant = str(authority["tenant"])
@@ -99,16 +117,16 @@ class RunStore:
             "principal_id": str(authority["principal_id"]),
             "authority": dict(authority),
             "thread_id": thread_id or run_id,
-            "status": "queued",
+            "status": "running" if claimed else "queued",
             "input": dict(input),
             "cost_nano": 0,
-            "attempts": 0,
+            "attempts": 1 if claimed else 0,
             "created_at": now,
             "updated_at": now,
         }
         with self._engine.begin() as conn:
-            conn.execute(runs.insert().values(**row))
-        return self.get(run_id, tenant=tenant)
+            created = conn.execute(runs.insert().values(**row).returning(*runs.c)).mappings().one()
+        return _record(created)
 
     def get(self, run_id: str, *, tenant: str) -> RunRecord:
         """The run; ``NotFound`` for an unknown id or another tenant's run (the same answer)."""
@@ -161,12 +179,19 @@ class RunStore:
         approval_id: Any = _MISSING,
         attempt: bool = False,
         reset_attempts: bool = False,
+        stale_for_s: float | None = None,
+        events: Sequence[PendingEvent] = (),
+        add_cost_usd: float = 0.0,
     ) -> RunRecord:
         """Move the run to ``to`` if it is in one of ``expect``; else ``ApprovalConflict`` (409).
 
         ``attempt`` counts one more delivery of the current step; ``reset_attempts`` starts a new step.
+        ``stale_for_s``: only if the run was last updated longer ago than that (a recovery's claim: of
+        two recoverers, the first one's claim refreshes the run and the second one's fails). ``events``
+        and ``add_cost_usd`` are written in the same transaction (nothing is written on a conflict).
         """
-        values: dict[str, Any] = {"status": to, "updated_at": self._clock()}
+        now = self._clock()
+        values: dict[str, Any] = {"status": to, "updated_at": now}
         if output is not _MISSING:
             values["output"] = output
         if error is not _MISSING:
@@ -177,20 +202,39 @@ class RunStore:
             values["attempts"] = runs.c.attempts + 1
         elif reset_attempts:
             values["attempts"] = 0
-        with self._engine.begin() as conn:
-            done = conn.execute(
-                runs.update()
-                .where(runs.c.id == run_id, runs.c.tenant == tenant, runs.c.status.in_(sorted(expect)))
-                .values(**values)
-            )
-        if done.rowcount != 1:
+        if add_cost_usd:
+            values["cost_nano"] = runs.c.cost_nano + to_nano(add_cost_usd)
+        where = [runs.c.id == run_id, runs.c.tenant == tenant, runs.c.status.in_(sorted(expect))]
+        if stale_for_s is not None:
+            where.append(runs.c.updated_at < now - timedelta(seconds=stale_for_s))
+        try:
+            with self._engine.begin() as conn:
+                row = conn.execute(runs.update().where(*where).values(**values).returning(*runs.c)).mappings()
+                changed = row.first()
+                if changed is None:
+                    raise _NoChange
+                if events:
+                    self._insert_events(conn, run_id, events)
+        except _NoChange:
             current = self.get(run_id, tenant=tenant)
             raise ApprovalConflict(
                 f"run {run_id} is {current.status}, not {' or '.join(sorted(expect))}: it cannot become {to}",
                 run_id=run_id,
                 status=current.status,
-            )
-        return self.get(run_id, tenant=tenant)
+            ) from None
+        return _record(changed)
+
+    def stale(self, *, status: RunStatus, older_than_s: float, limit: int = 100) -> builtins.list[RunRecord]:
+        """Runs of every tenant in ``status`` last updated more than ``older_than_s`` ago, oldest first."""
+        cutoff = self._clock() - timedelta(seconds=older_than_s)
+        query = (
+            sa.select(runs)
+            .where(runs.c.status == status, runs.c.updated_at < cutoff)
+            .order_by(runs.c.updated_at, runs.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query).mappings()]
 
     def add_cost(self, run_id: str, usd: float) -> None:
         with self._engine.begin() as conn:
@@ -228,24 +272,49 @@ class RunStore:
     # -- events ----------------------------------------------------------------------------------------
 
     def append_event(self, run_id: str, kind: str, payload: Mapping[str, Any]) -> int:
-        """Append an event with the next sequence number (retrying on a concurrent writer's number)."""
+        """Append one event with the next sequence number; returns it."""
+        return self.append_events(run_id, [PendingEvent(kind, payload, self._clock())])
+
+    def append_events(self, run_id: str, events: Sequence[PendingEvent], *, add_cost_usd: float = 0.0) -> int:
+        """Append ``events`` in one transaction, numbered after the run's last event (and add
+        ``add_cost_usd`` to the run in it); returns the last number. A concurrent writer that took the
+        same numbers first (PostgreSQL; SQLite serialises writers) makes this retry."""
         for _ in range(20):
-            with self._engine.connect() as conn:
-                last = conn.execute(
-                    sa.select(sa.func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)
-                ).scalar()
-            seq = int(last or 0) + 1
             try:
                 with self._engine.begin() as conn:
-                    conn.execute(
-                        run_events.insert().values(
-                            run_id=run_id, seq=seq, kind=kind, payload=dict(payload), created_at=self._clock()
+                    if add_cost_usd:
+                        conn.execute(
+                            runs.update()
+                            .where(runs.c.id == run_id)
+                            .values(cost_nano=runs.c.cost_nano + to_nano(add_cost_usd))
                         )
-                    )
+                    return self._insert_events(conn, run_id, events)
             except sa.exc.IntegrityError:
                 continue
+        raise RuntimeError(f"could not append events to run {run_id}: too much contention")
+
+    @staticmethod
+    def _insert_events(conn: Connection, run_id: str, events: Sequence[PendingEvent]) -> int:
+        last = conn.execute(
+            sa.select(sa.func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)
+        ).scalar()
+        seq = int(last or 0)
+        if not events:
             return seq
-        raise RuntimeError(f"could not append an event to run {run_id}: too much contention")
+        rows = []
+        for event in events:
+            seq += 1
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "seq": seq,
+                    "kind": event.kind,
+                    "payload": dict(event.payload),
+                    "created_at": event.at,
+                }
+            )
+        conn.execute(run_events.insert(), rows)
+        return seq
 
     def events(self, run_id: str, *, after: int = 0, limit: int = 1000) -> builtins.list[dict[str, Any]]:
         """The run's events with ``seq > after``, in order (``{"seq", "kind", "payload", "at"}``)."""
@@ -265,6 +334,10 @@ class RunStore:
                 }
                 for r in conn.execute(query).mappings()
             ]
+
+
+class _NoChange(Exception):
+    """Inside ``transition``: the conditional update matched no row (rolls the transaction back)."""
 
 
 def _record(row: sa.RowMapping) -> RunRecord:
