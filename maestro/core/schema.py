@@ -236,3 +236,36 @@ graphs = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# -- pull requests (issue 6) -----------------------------------------------------------------------------
+
+pull_requests = sa.Table(
+    "pull_requests",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant", sa.String(200), nullable=False),
+    sa.Column("backend", sa.String(16), nullable=False),  # git | github
+    sa.Column("repo", sa.String(500), nullable=False),  # git: the remote URL (no credentials); github: o/r
+    sa.Column("branch", sa.String(255), nullable=False),
+    sa.Column("base", sa.String(255), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # open | merged | closed
+    sa.Column("reviews", sa.JSON, nullable=False),
+    sa.Column("head_sha", sa.String(64), nullable=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("opened_by", sa.String(200), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("ledger_ids", sa.JSON, nullable=False),
+    sa.Column("number", sa.Integer, nullable=True),  # github: the PR number
+    sa.Column("url", sa.Text, nullable=True),  # github: html_url
+    sa.Column("merged_by", sa.String(200), nullable=True),
+    sa.Column("merge_sha", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+    # one PR per effect: a retried or concurrent open with the same key finds this row
+    sa.UniqueConstraint("tenant", "idempotency_key", name="uq_pull_requests_key"),
+    sa.Index("ix_pull_requests_tenant_state", "tenant", "state"),
+)

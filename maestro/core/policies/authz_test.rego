@@ -312,6 +312,21 @@ test_bot_never_merges if {
 	denied_because(d, "'pr.merge' is a human-only tool: bots may not call it (bots only open pull requests)")
 }
 
+test_human_merges_with_repo_merge_only if {
+	allowed(tool(user("acme", ["repo:merge"]), "pr.merge", {"repo": "acme/app", "pr": "pr_1"}, {}))
+	d := tool(user("acme", ["repo:propose"]), "pr.merge", {"repo": "acme/app", "pr": "pr_1"}, {})
+	denied_because(d, "missing scope 'repo:merge' for tool 'pr.merge'")
+}
+
+test_only_humans_review_and_close_pull_requests if {
+	allowed(tool(user("acme", []), "pr.review", {"repo": "acme/app", "pr": "pr_1"}, {}))
+	d := tool(bot("acme", ["repo:propose"]), "pr.review", {"repo": "acme/app", "pr": "pr_1"}, {})
+	denied_because(d, "'pr.review' is a human-only tool: bots may not call it (bots only open pull requests)")
+	allowed(tool(user("acme", ["repo:propose"]), "pr.close", {"repo": "acme/app", "pr": "pr_1"}, {}))
+	d2 := tool(bot("acme", ["repo:propose"]), "pr.close", {"repo": "acme/app", "pr": "pr_1"}, {})
+	denied_because(d2, "'pr.close' is a human-only tool: bots may not call it (bots only open pull requests)")
+}
+
 test_graph_query_needs_cypher_read if {
 	d := tool(user("acme", ["rag:query"]), "graph.query", {"graph": "g"}, {})
 	denied_because(d, "missing scope 'cypher:read' for tool 'graph.query'")
