@@ -2,7 +2,10 @@
 
 * ``InProcessDispatcher`` (the default): the run advances in this process. ``background=False`` (the
   CLI) advances it inline, with a live listener; ``background=True`` (the API server) starts an asyncio
-  task on the server's loop and returns at once.
+  task on the server's loop and returns at once. No broker redelivers a run whose process died, so a
+  background dispatcher recovers them when it starts (``start()``, or its first ``submit``): runs left
+  ``queued``/``running`` for longer than the run deadline continue from their last checkpoint
+  (``WorkcellRunner.recover``; also ``maestro runs recover``).
 * ``CeleryDispatcher`` (``MAESTRO_BROKER_URL`` set): sends ``maestro.run.execute(run_id, tenant)`` to the
   broker; a ``maestro worker`` advances the run. If the broker does not take the task, the run is
   failed with ``broker_unavailable`` (nothing stays silently queued, RELIABILITY #27) and the caller
@@ -74,13 +77,33 @@ class InProcessDispatcher:
         self.background = background
         self.grace_s = grace_s
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._recovery: asyncio.Task[Any] | None = None
+
+    def start(self) -> None:
+        """Recover the runs a dead process left behind, in the background (once; API server start-up)."""
+        if self._recovery is None:
+            self._recovery = self._spawn(self._recover(), name="runs:recover")
+
+    def _spawn(self, work: Any, *, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _recover(self) -> None:
+        try:
+            recovered = await self.runner.recover()
+        except Exception:  # recovery must not take the server down; the runs stay as they were
+            logger.exception("the in-process dispatcher could not recover the runs left behind")
+            return
+        for run in recovered:
+            logger.warning("run %s recovered: %s", run.id, run.status)
 
     async def submit(self, run: RunRecord, *, listener: Listener | None = None) -> RunRecord:
         if not self.background:
             return await self.runner.advance(run.id, tenant=run.tenant, listener=listener)
-        task = asyncio.get_running_loop().create_task(self._advance(run, listener), name=f"run:{run.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.start()
+        self._spawn(self._advance(run, listener), name=f"run:{run.id}")
         return run
 
     async def _advance(self, run: RunRecord, listener: Listener | None) -> None:
@@ -90,15 +113,15 @@ class InProcessDispatcher:
             logger.exception("run %s: the in-process dispatcher could not advance it", run.id)
 
     async def aclose(self) -> None:
-        if not self._tasks:
-            return
-        pending = set(self._tasks)
-        _, still = await asyncio.wait(pending, timeout=self.grace_s)
-        for task in still:  # cut short: the run stays 'running' (a broker would redeliver it)
-            logger.warning("run task %s still running at shutdown: cancelled", task.get_name())
-            task.cancel()
-        if still:
-            await asyncio.gather(*still, return_exceptions=True)
+        if self._tasks:
+            pending = set(self._tasks)
+            _, still = await asyncio.wait(pending, timeout=self.grace_s)
+            for task in still:  # cut short: the run stays 'running' until a recovery continues it
+                logger.warning("run task %s still running at shutdown: cancelled", task.get_name())
+                task.cancel()
+            if still:
+                await asyncio.gather(*still, return_exceptions=True)
+        await self.runner.aclose()  # this loop's checkpointer
 
     async def wait(self) -> None:
         """Wait for the background runs started so far (tests)."""

@@ -368,3 +368,143 @@ def test_tool_calls_emit_start_and_end_and_refusals_stop_before_acting(
     assert status == "failed" and len(refused) == 2  # the refused call never started
     denials = [e for e in services.ledger.entries(tenant="acme", limit=50) if e.kind == "policy.denied"]
     assert denials, "the refusal is in the ledger"
+
+
+# -- recovery of runs a dead process left behind (in-process mode, RELIABILITY #25) ---------------------
+
+
+class CrashState(BaseState, total=False):
+    target: str
+    prepared: bool
+    done: str
+
+
+async def prepare_step(state: CrashState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    runtime.context.emit("note", {"step": "prepared"})
+    return {"prepared": True}
+
+
+async def act_then_hang(state: CrashState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    log = Path(ctx.tools["effect_dir"]) / EFFECT_FILE
+
+    async def deploy() -> str:
+        with log.open("a") as handle:
+            handle.write(f"{ctx.run_id} {state['target']}\n")
+        return f"deployed {state['target']}"
+
+    done = await ctx.effect("act", f"deploy:{state['target']}", deploy)
+    if ctx.tools.get("hang"):  # the first process stops here and is killed
+        (Path(ctx.tools["effect_dir"]) / "acted").write_text(ctx.run_id)
+        await asyncio.sleep(3600)
+    return {"done": done}
+
+
+def _crash_build() -> StateGraph[Any, Any, Any, Any]:
+    graph: StateGraph[Any, Any, Any, Any] = StateGraph(CrashState, context_schema=RunContext)
+    graph.add_node("prepare", prepare_step)
+    graph.add_node("act", act_then_hang)
+    graph.add_edge(START, "prepare")
+    graph.add_edge("prepare", "act")
+    graph.add_edge("act", END)
+    return graph
+
+
+CRASH = Workcell(
+    name="crashy",
+    description="test workcell: an effect, then a hang in the same node",
+    action="chat",
+    build=_crash_build,
+    initial_state=lambda p: {"target": str(p["target"])},
+    output=lambda s: {"done": s.get("done")},
+)
+
+
+def test_a_run_killed_mid_node_is_recovered_with_its_effect_once(
+    services: Services, run_settings: Settings, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_runtime import CRASH, _authority
+        from maestro.agents.runtime.registry import register
+        from maestro.api.container import build_services
+        from maestro.core.settings import Settings
+        from maestro.router.testing import FunctionLLM
+        register(CRASH)
+        settings = Settings(
+            data_dir={str(run_settings.data_dir)!r},
+            database_url={run_settings.database_url!r},
+            _env_file=None,
+        )
+        services = build_services(settings, client=FunctionLLM(lambda m, c: "unused"))
+        runner = services.runner()
+        runner.tools = {{"effect_dir": {str(tmp_path)!r}, "hang": True}}
+        asyncio.run(runner.start("crashy", {{"target": "api"}}, _authority("alice", ["engineer"])))
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    marker = tmp_path / "acted"
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert child.poll() is None, child.stderr.read() if child.stderr else ""
+        assert time.monotonic() < deadline, "the child never reached its effect"
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)  # mid-node: after the effect, before the node's writes
+    child.wait(timeout=30)
+    if child.stderr is not None:
+        child.stderr.close()
+    run_id = marker.read_text()
+
+    previous = register(CRASH)
+    try:
+        first, second = _runner(services, tmp_path), _runner(services, tmp_path)
+        left = first.runs.get(run_id, tenant="acme")
+        assert left.status == "running"  # nothing else would ever move it
+        kinds = [e["kind"] for e in first.runs.events(run_id)]
+        assert kinds[:3] == ["node_start", "note", "node"]  # the completed node's events survived
+        assert asyncio.run(first.recover(older_than_s=3600)) == []  # not stale yet: a live process may own it
+        time.sleep(max(0.0, 1.1 - (time.time() - left.updated_at.timestamp())))
+
+        async def both() -> list[Any]:
+            return await asyncio.gather(first.recover(older_than_s=1.0), second.recover(older_than_s=1.0))
+
+        outcomes = asyncio.run(both())
+        recovered = [r for batch in outcomes for r in batch]
+        assert [r.id for r in recovered] == [run_id]  # one recoverer won the claim
+        done = recovered[0]
+        assert done.status == "succeeded" and done.output == {"done": "deployed api"}
+        assert done.attempts == 2
+        assert (tmp_path / EFFECT_FILE).read_text() == f"{run_id} api\n"  # the effect happened once
+        events = first.runs.events(run_id)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))  # numbered without gaps
+        assert [e["kind"] for e in events][-3:] == ["node_start", "node", "end"]
+    finally:
+        unregister("crashy", restore=previous)
+
+
+def test_a_background_dispatcher_recovers_stale_runs_when_it_starts(
+    services: Services, tmp_path: Path
+) -> None:
+    import time
+
+    from maestro.workers.dispatch import InProcessDispatcher
+
+    runner = _runner(services, tmp_path)
+    runner.settings = runner.settings.model_copy(update={"run_deadline_s": 0.5})
+    run = runner.prepare(NAME, {"target": "api"}, _authority("alice", ["engineer"]))  # then the process died
+    time.sleep(0.6)
+
+    async def server_start() -> None:
+        dispatcher = InProcessDispatcher(runner, background=True)
+        dispatcher.start()
+        await dispatcher.wait()
+        await dispatcher.aclose()
+
+    asyncio.run(server_start())
+    assert runner.runs.get(run.id, tenant="acme").status == "waiting"  # it ran up to its approval

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from maestro.agents.runtime.registry import Workcell
     from maestro.core.settings import Settings
 
-__all__ = ["CheckpointSession", "EventFence", "open_checkpointer"]
+__all__ = ["CheckpointSession", "EventFence", "Flush", "open_checkpointer"]
+
+Flush = Callable[[str | None, Sequence[tuple[str, Any]]], None]
+"""Called before a save: ``(task_id, writes)`` for a task's writes, ``(None, ())`` for a checkpoint."""
 
 
 @asynccontextmanager
@@ -74,11 +77,12 @@ class EventFence(BaseCheckpointSaver[str]):
     def __init__(self, inner: BaseCheckpointSaver[str]) -> None:
         super().__init__(serde=inner.serde)
         self.inner = inner
-        self._flushers: dict[str, Callable[[], None]] = {}
+        self._flushers: dict[str, Flush] = {}
 
     @contextmanager
-    def guarding(self, thread_id: str, flush: Callable[[], None]) -> Iterator[None]:
-        """Call ``flush`` before each save on ``thread_id`` while the block runs."""
+    def guarding(self, thread_id: str, flush: Flush) -> Iterator[None]:
+        """Call ``flush`` before each save on ``thread_id`` while the block runs: with the task id and
+        its writes before a task's writes are saved, with ``(None, ())`` before a checkpoint is."""
         self._flushers[thread_id] = flush
         try:
             yield
@@ -86,11 +90,13 @@ class EventFence(BaseCheckpointSaver[str]):
             if self._flushers.get(thread_id) is flush:
                 del self._flushers[thread_id]
 
-    def _flush(self, config: RunnableConfig) -> None:
+    def _flush(
+        self, config: RunnableConfig, task_id: str | None = None, writes: Sequence[tuple[str, Any]] = ()
+    ) -> None:
         thread_id = (config.get("configurable") or {}).get("thread_id")
         flush = self._flushers.get(str(thread_id))
         if flush is not None:
-            flush()
+            flush(task_id, writes)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self.inner.aget_tuple(config)
@@ -119,7 +125,7 @@ class EventFence(BaseCheckpointSaver[str]):
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        self._flush(config)
+        self._flush(config, task_id, writes)
         await self.inner.aput_writes(config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:

@@ -35,7 +35,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -74,6 +74,41 @@ class _Plan:
     refused: bool = False
     finished: bool = False
     paused: dict[str, Any] | None = None
+
+
+class _NodeEvents:
+    """``node_start`` when a node begins (from LangGraph's ``tasks`` stream) and ``node`` (with its time)
+    when it ends without pausing or failing: emitted just before its writes are saved (``saving``, the
+    ``EventFence`` hook, which then stores the buffered events), so a node recorded as done always has
+    its ``node`` event stored; from the ``tasks`` stream for a node that wrote nothing."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self._started: dict[str, tuple[str, float]] = {}
+
+    def task(self, chunk: Any) -> None:
+        if not isinstance(chunk, dict) or "name" not in chunk:
+            return
+        task_id, node = str(chunk.get("id")), str(chunk["name"])
+        if "input" in chunk:
+            self._started[task_id] = (node, time.perf_counter())
+            self.ctx.emit("node_start", {"node": node})
+        elif not chunk.get("error") and not chunk.get("interrupts"):
+            self._ended(task_id)
+
+    def saving(self, task_id: str | None, writes: Sequence[tuple[str, Any]]) -> None:
+        if task_id is not None and not any(channel in _STOPS for channel, _ in writes):
+            self._ended(task_id)
+        self.ctx.flush()
+
+    def _ended(self, task_id: str) -> None:
+        started = self._started.pop(task_id, None)
+        if started is not None:
+            node, t0 = started
+            self.ctx.emit("node", {"node": node, "ms": round((time.perf_counter() - t0) * 1000, 3)})
+
+
+_STOPS = frozenset({"__error__", "__interrupt__"})  # a task's writes when it failed or paused
 
 
 def authority_snapshot(authority: Authority) -> dict[str, Any]:
@@ -249,9 +284,9 @@ class WorkcellRunner:
         """
         older = self.settings.run_deadline_s if older_than_s is None else older_than_s
         recovered: list[RunRecord] = []
-        for status in ("running", "queued"):
-            stale: RunStatus = "running" if status == "running" else "queued"
-            for run in self.runs.stale(status=stale, older_than_s=older):
+        statuses: tuple[RunStatus, ...] = ("running", "queued")
+        for status in statuses:
+            for run in self.runs.stale(status=status, older_than_s=older):
                 claimed = self.claim(run.id, tenant=run.tenant, redelivery=True, stale_for_s=older)
                 if claimed is None:  # someone else recovered it, or it moved on meanwhile
                     continue
@@ -373,17 +408,17 @@ class WorkcellRunner:
         try:
             fence = await session.open()
             graph = session.graph(workcell)
-            with fence.guarding(run.thread_id, ctx.flush):  # events are stored before each checkpoint
+            nodes = _NodeEvents(ctx)
+            with fence.guarding(run.thread_id, nodes.saving):  # events are stored before each save
                 if start is not None:
                     plan = _Plan(payload=start)
                 else:
                     plan = await self._plan(graph, config, run, workcell)
-                paused, state = plan.paused, None
+                paused = plan.paused
                 if not plan.finished and paused is None:
                     async with asyncio.timeout(caps.deadline_s):
-                        paused, state = await self._stream(graph, plan.payload, config, ctx)
-                if paused is None and state is None:
-                    state = (await graph.aget_state(config)).values
+                        paused = await self._stream(graph, plan.payload, config, nodes)
+                state = (await graph.aget_state(config)).values
         except MaestroError as exc:
             return self._fail(run, exc.to_dict()["error"], ctx)
         except GraphRecursionError:
@@ -398,7 +433,7 @@ class WorkcellRunner:
             return self._fail(run, error, ctx)
         if paused is not None:
             return self._pause(run, paused, ctx)
-        output = workcell.output(state or {})
+        output = workcell.output(state)
         status: Literal["succeeded", "rejected"] = "rejected" if plan.refused else "succeeded"
         done = self._settle(run, ctx, to=status, final=[("end", {"status": status})], output=output)
         self._ledger(f"run.{status}", done, {})
@@ -463,38 +498,20 @@ class WorkcellRunner:
         return self.approvals.get(run.approval_id, tenant=run.tenant).status in {"refused", "expired"}
 
     async def _stream(
-        self, graph: Any, payload: Any, config: Any, ctx: RunContext
-    ) -> tuple[dict[str, Any] | None, Any]:
-        """Run the graph, turning its stream into run events; returns the interrupt's value if it paused,
-        and the graph's last state (its last ``values`` chunk: no checkpoint read afterwards)."""
+        self, graph: Any, payload: Any, config: Any, nodes: _NodeEvents
+    ) -> dict[str, Any] | None:
+        """Run the graph, turning its stream into run events; returns the interrupt's value if it paused."""
         paused: dict[str, Any] | None = None
-        state: Any = None
-        started: dict[str, float] = {}
         async for mode, chunk in graph.astream(
-            payload, config, context=ctx, stream_mode=["tasks", "updates", "custom", "values"]
+            payload, config, context=nodes.ctx, stream_mode=["tasks", "updates", "custom"]
         ):
-            if mode == "values":
-                state = chunk
-            elif mode == "custom":
-                ctx.emit("custom", chunk if isinstance(chunk, dict) else {"value": chunk})
+            if mode == "custom":
+                nodes.ctx.emit("custom", chunk if isinstance(chunk, dict) else {"value": chunk})
             elif mode == "tasks":
-                self._task_event(chunk, started, ctx)
+                nodes.task(chunk)
             elif isinstance(chunk, dict) and "__interrupt__" in chunk:
                 paused = dict(chunk["__interrupt__"][0].value)
-        return paused, state
-
-    @staticmethod
-    def _task_event(chunk: Any, started: dict[str, float], ctx: RunContext) -> None:
-        """``node_start`` when a node begins, ``node`` (with its time) when it ends without pausing."""
-        if not isinstance(chunk, dict) or "name" not in chunk:
-            return
-        task_id, node = str(chunk.get("id")), str(chunk["name"])
-        if "input" in chunk:
-            started[task_id] = time.perf_counter()
-            ctx.emit("node_start", {"node": node})
-        elif not chunk.get("error") and not chunk.get("interrupts"):
-            ms = (time.perf_counter() - started.pop(task_id, time.perf_counter())) * 1000
-            ctx.emit("node", {"node": node, "ms": round(ms, 3)})
+        return paused
 
     def _pause(self, run: RunRecord, asked: Mapping[str, Any], ctx: RunContext) -> RunRecord:
         approval_id = asked.get("approval_id")

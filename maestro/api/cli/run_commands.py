@@ -1,4 +1,4 @@
-"""``maestro run``, ``maestro runs list|show|approve|reject|workcells`` and ``maestro chat``.
+"""``maestro run``, ``maestro runs list|show|approve|reject|recover|workcells`` and ``maestro chat``.
 
 Runs execute inline in this process, or on a ``maestro worker`` when MAESTRO_BROKER_URL is set: then
 the command enqueues the run and follows its stored events until it ends or waits for an approval.
@@ -267,6 +267,50 @@ def runs_reject(
 ) -> None:
     """Refuse the run's pending approval; the run ends 'rejected' without acting."""
     _decide(run_id, approve=False, note=note, tenant=tenant, as_json=as_json)
+
+
+@runs_app.command("recover")
+def runs_recover(
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than",
+            help="Seconds since the run's last update (default: MAESTRO_RUN_DEADLINE_S).",
+            min=0,
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue runs a dead process left queued or running (in-process mode), from their checkpoints."""
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        if settings.broker_url:
+            from maestro.core.errors import InvalidRequest
+
+            raise InvalidRequest(
+                "MAESTRO_BROKER_URL is set: the broker redelivers runs cut short, "
+                "`maestro runs recover` is for in-process mode"
+            )
+        services = services_for(settings)
+        try:
+            runner = services.runner()
+            recovered = asyncio.run(_recover(runner, older_than))
+        finally:
+            services.close()
+    if as_json:
+        emit_json({"recovered": [r.to_dict() for r in recovered]})
+        return
+    if not recovered:
+        err_console.print("no run to recover")
+    for run in recovered:
+        err_console.print(f"{run.id} {run.workcell}: {run.status}", highlight=False)
+
+
+async def _recover(runner: WorkcellRunner, older_than: float | None) -> list[RunRecord]:
+    try:
+        return await runner.recover(older_than_s=older_than)
+    finally:
+        await runner.aclose()
 
 
 @runs_app.command("workcells")
