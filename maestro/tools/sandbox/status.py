@@ -3,7 +3,8 @@
 ``killed_by`` is only set when the tree ended by a signal (the timer, SIGXCPU, SIGXFSZ, or any other);
 a limit that merely refused a request (``MemoryError`` from RLIMIT_AS, ``EFBIG`` from RLIMIT_FSIZE, a
 fork refused by the pids cgroup) is listed in ``limits_hit`` and the exit status speaks for itself.
-bwrap reports a child killed by signal N as exit status 128+N; ``unshare`` re-raises the signal.
+Both namespace helpers report a command killed by signal N as exit status 128+N (bwrap itself; in
+unshare mode the script that stays the namespace's init), so 129..192 means a signal there.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _PYTEST_FAILED = 1
 def _signal_of(returncode: int, mode: Mode) -> int | None:
     if returncode < 0:
         return -returncode
-    if mode == "bwrap" and returncode > 128 and returncode - 128 < signal.NSIG:
+    if mode != "none" and returncode > 128 and returncode - 128 < signal.NSIG:
         return returncode - 128
     return None
 

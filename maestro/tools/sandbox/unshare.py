@@ -9,7 +9,8 @@ fresh ``/proc`` for the new pid namespace); a ``/bin/sh`` script, still privileg
 2. remounts every mount read-only (``/proc`` included, so ``/proc/sys`` cannot be written), except the
    private ``/tmp`` and the result directory;
 3. binds each writable path onto itself read-write;
-4. execs the command through ``setpriv`` with an empty capability bounding set, ``noroot`` securebits
+4. runs the command (as a child of the script, which stays the namespace's init and reports a
+   signal death as 128+N) through ``setpriv`` with an empty capability bounding set, ``noroot`` securebits
    (uid 0 gains no capabilities on exec) and ``no_new_privs``.
 
 It is a deny-list: everything not hidden stays readable, and the process keeps uid 0, so root-owned
@@ -87,7 +88,11 @@ def _script(layout: Layout) -> str:
         lines.append(f"mount --bind {q} {q}")
         lines.append(f"mount -o remount,bind,rw {q}")
     lines.append(f"cd {shlex.quote(str(layout.workdir))}")
-    lines.append(f'exec {_SETPRIV} "$@"')
+    # not exec: the command must not be the namespace's init (init ignores SIGXCPU and SIGTERM), and
+    # unshare(1) misreports a child killed by a signal, while sh reports it as 128+N
+    lines.append("set +e")
+    lines.append(f'{_SETPRIV} "$@"')
+    lines.append("exit $?")
     return "\n".join(lines)
 
 
