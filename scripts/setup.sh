@@ -50,4 +50,21 @@ if [ ! -f "$HOME/.guardrailsrc" ]; then
 elif ! grep -q '^enable_metrics=false' "$HOME/.guardrailsrc"; then
   echo "setup: WARNING $HOME/.guardrailsrc does not set enable_metrics=false: guardrails may send telemetry" >&2
 fi
+# The sandbox (maestro/tools/sandbox, docs/sandbox.md) prefers bubblewrap, else falls back to unshare
+# mode (root only). Install it when that needs no prompt (root or passwordless sudo, apt-get); quiet
+# when it is already there.
+install_bwrap() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo -n true 2>/dev/null || return 1; sudo="sudo -n"; fi
+  command -v apt-get >/dev/null || return 1
+  local install="$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap"
+  $install >/dev/null 2>&1 || { $sudo apt-get update -qq >/dev/null 2>&1 && $install >/dev/null 2>&1; }
+}
+if ! command -v bwrap >/dev/null; then
+  if install_bwrap; then
+    echo "setup: installed bubblewrap (sandbox mode bwrap)" >&2
+  else
+    echo "setup: could not install bubblewrap (needs root or passwordless sudo, and apt-get): the sandbox will use unshare mode" >&2
+  fi
+fi
 echo "setup: done ($("$PY" --version))"
