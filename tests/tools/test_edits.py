@@ -270,3 +270,10 @@ def test_mixed_formats_all_or_nothing(repo: Path) -> None:
     with pytest.raises(EditDidNotApply):
         apply_edits(repo, good + "\n" + bad)
     assert (repo / "README.md").read_text() == "# Demo\n\nA demo.\n"
+
+
+def test_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tempfile.mkdtemp", lambda: str(tmp_path))
+    doc = (Path(__file__).parents[2] / "docs" / "repo-tools.md").read_text()
+    [code] = [part.split("```", 1)[0] for part in doc.split("\n```python\n")[1:]]
+    exec(compile(code, "docs/repo-tools.md", "exec"), {})

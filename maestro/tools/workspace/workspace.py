@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,8 +205,6 @@ def _free_branch(repo: Path, cell: str, slug: str) -> str:
 
 
 def _fresh_dir(branch: str) -> str:
-    import secrets
-
     return f"{branch.rsplit('/', 1)[-1]}-{secrets.token_hex(4)}"
 
 
