@@ -31,10 +31,6 @@ def box(request: pytest.FixtureRequest) -> Sandbox:
     return Sandbox(SandboxConfig(modes=(request.param,), limits=SMALL))
 
 
-def _py(box: Sandbox, code: str, workdir: Path, timeout_s: float = 20, **kw: object) -> object:
-    return box.run([str(box.python), "-c", textwrap.dedent(code)], workdir=workdir, timeout_s=timeout_s)
-
-
 def _host_healthy() -> None:
     proc = subprocess.run(["sh", "-c", "echo alive"], capture_output=True, text=True, timeout=10, check=True)
     assert proc.stdout == "alive\n"
