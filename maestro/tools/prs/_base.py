@@ -82,14 +82,13 @@ class BaseBackend:
         self.guard.check_push(authority, repo, branch)
         repo_id = self._repo_id(repo)
         key = _check_key(idempotency_key)
-        clean_title_ = clean_title(title)
-        clean = {
-            "title": clean_title_,
+        content: dict[str, Any] = {
+            "title": clean_title(title),
             "body": sanitize_markdown(body),
             "labels": _check_labels(labels),
             "ledger_ids": [str(x) for x in ledger_ids],
         }
-        if not clean_title_:
+        if not content["title"]:
             raise InvalidRequest("a pull request needs a title")
         sha = self.git.head(source)
         pr, created = self.store.claim(
@@ -101,10 +100,7 @@ class BaseBackend:
             base=repo.default_branch,
             opened_by=authority.principal.id,
             run_id=authority.run_id,
-            title=clean_title_,
-            body=str(clean["body"]),
-            labels=clean["labels"],
-            ledger_ids=clean["ledger_ids"],
+            **content,
         )
         if (pr.repo, pr.branch, pr.backend) != (repo_id, branch, self.name):
             raise InvalidRequest(
@@ -116,7 +112,7 @@ class BaseBackend:
             return pr  # a retry after a human merged or closed it: nothing to do
         self._push(self._push_url(repo_id), source, sha=sha, branch=branch, previous=pr.head_sha)
         pr = self._must(
-            self.store.update(authority.tenant, pr.id, expect_state="open", head_sha=sha, **clean), pr
+            self.store.update(authority.tenant, pr.id, expect_state="open", head_sha=sha, **content), pr
         )
         remote = self._publish(pr, created=created)
         if remote:
