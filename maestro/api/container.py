@@ -30,6 +30,7 @@ from maestro.tools.pii import PIIGuard, PIIPromptGuard
 from maestro.tools.pii.quick import QuickRedactor
 
 if TYPE_CHECKING:
+    from maestro.agents.repo.tooling import RepoTools
     from maestro.agents.runtime.runner import WorkcellRunner
     from maestro.retrieval.answer import RagService
     from maestro.retrieval.factory import RetrievalStack
@@ -38,6 +39,12 @@ if TYPE_CHECKING:
     from maestro.tools.graph.catalog import GraphCatalog
     from maestro.tools.graph.types import GraphBackend
     from maestro.workers.dispatch import RunDispatcher
+
+
+BLOCKED_PII_IN_DIFFS = frozenset(
+    {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "US_PASSPORT", "UK_NHS"}
+)
+"""Personal data a repository change may not add (names and IP addresses are too common in code)."""
 
 
 @dataclass
@@ -135,7 +142,38 @@ class Services:
 
     def workcell_tools(self) -> dict[str, Any]:
         """What workcell nodes find in ``ctx.tools`` (built lazily: the graph engine opens on first use)."""
-        return {"graph": self.graph_access(), "cypher_repairs": self.settings.cypher_repairs}
+        return {
+            "graph": self.graph_access(),
+            "cypher_repairs": self.settings.cypher_repairs,
+            "repo": self.repo_tools(),
+        }
+
+    def repo_tools(self) -> RepoTools:
+        """Worktrees, the sandbox, the diff guard and the PR port for the repository workcells."""
+        from maestro.agents.repo.tooling import RepoTools
+        from maestro.tools.pii.entities import SECRET_ENTITIES
+        from maestro.tools.prs.config import PRConfig
+        from maestro.tools.prs.factory import build_pr_backend
+        from maestro.tools.sandbox import Sandbox, SandboxConfig
+        from maestro.tools.workspace import workspace_root
+
+        settings = self.settings
+        pr_config = PRConfig.from_settings(settings)
+        hidden = (*SandboxConfig().hidden, settings.data_dir.resolve())
+        guard = self.pii
+        return RepoTools(
+            workspace_root=workspace_root(settings.data_dir),
+            sandbox=Sandbox(SandboxConfig(hidden=hidden)),
+            prs=lambda: build_pr_backend(
+                pr_config, engine=self.engine, authorizer=self.authorizer, record=self.record
+            ),
+            pr_config=pr_config,
+            scan=lambda text: guard.scan(text),
+            rounds=settings.repo_rounds,
+            approval=settings.repo_approval,
+            test_timeout_s=settings.sandbox_timeout_s,
+            blocked_entities=SECRET_ENTITIES | BLOCKED_PII_IN_DIFFS,
+        )
 
     def runner(self) -> WorkcellRunner:
         """Runs workcells under an authority, with checkpoints, approvals, effects and events."""

@@ -23,6 +23,7 @@ RAG_QUERY = "rag:query"
 RAG_INGEST = "rag:ingest"
 CYPHER_READ = "cypher:read"
 REPO_PROPOSE = "repo:propose"
+REPO_MERGE = "repo:merge"
 RUNS_READ = "runs:read"
 LEDGER_READ = "ledger:read"
 EVAL_RUN = "eval:run"
@@ -45,8 +46,14 @@ def approve_scope(workcell: str) -> str:
 
 APPROVE_SCOPES: frozenset[str] = frozenset(f"{APPROVE_PREFIX}{cell}" for cell in WORKCELLS)
 
-HUMAN_ONLY_SCOPES: frozenset[str] = APPROVE_SCOPES | {EVAL_APPROVE, ROUTER_OVERRIDE, BUDGET_ADMIN, KEYS_ADMIN}
-"""Scopes a bot never holds: approvals, budget and key administration, routing overrides."""
+HUMAN_ONLY_SCOPES: frozenset[str] = APPROVE_SCOPES | {
+    EVAL_APPROVE,
+    ROUTER_OVERRIDE,
+    BUDGET_ADMIN,
+    KEYS_ADMIN,
+    REPO_MERGE,
+}
+"""Scopes a bot never holds: approvals, merges, budget and key administration, routing overrides."""
 
 SCOPES: frozenset[str] = HUMAN_ONLY_SCOPES | {
     CHAT,

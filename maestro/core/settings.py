@@ -107,8 +107,10 @@ class Settings(BaseSettings):
         default=None, description="Celery broker (redis://...); default: runs execute in-process."
     )
     task_time_limit_s: float = Field(
-        default=900.0, gt=0, description="Hard limit of one Celery task (a run step); must stay below "
-        "the broker's visibility timeout."
+        default=900.0,
+        gt=0,
+        description="Hard limit of one Celery task (a run step); must stay below "
+        "the broker's visibility timeout.",
     )
     broker_visibility_timeout_s: float = Field(
         default=3600.0, gt=0, description="Redis transport: how long an unacked task stays invisible."
@@ -137,6 +139,30 @@ class Settings(BaseSettings):
     cypher_rate_per_minute: int = Field(
         default=60, ge=1, description="Cypher queries a tenant may run per minute."
     )
+
+    # -- repository workcells, sandbox and pull requests (issue 6) --
+    pr_backend: Literal["git", "github"] = Field(default="git", description="Where pull requests go.")
+    pr_repos_allowed: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Tenant -> repositories (git URLs/paths, GitHub owner/name) workcells may target.",
+    )
+    pr_default_branch: str = "main"
+    pr_git_timeout_s: float = Field(default=120.0, gt=0)
+    pr_author_name: str = "Maestro"
+    pr_author_email: str = "maestro@localhost"
+    github_api_url: str = "https://api.github.com"
+    github_push_url: str | None = None
+    github_token_env: str = Field(
+        default="MAESTRO_GITHUB_TOKEN",
+        description="The variable that holds the GitHub token (not the token).",
+    )
+    github_max_retries: int = Field(default=3, ge=0, le=10)
+    github_max_wait_s: float = Field(default=60.0, ge=0)
+    repo_rounds: int = Field(default=3, ge=1, le=10, description="Edit/test rounds before a workcell stops.")
+    repo_approval: Literal["never", "always"] = Field(
+        default="never", description="'always': a human approves a repository change before its PR opens."
+    )
+    sandbox_timeout_s: float = Field(default=600.0, gt=0, description="Wall-clock limit of one test run.")
 
     local_model_path: Path | None = Field(default=None, description="GGUF file; default SmolLM2-135M.")
     local_threads: int | None = Field(default=None, ge=1)

@@ -9,7 +9,6 @@ the backend that opened it (``git`` or ``github``, recorded on the PR), configur
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -36,7 +35,6 @@ prs_app = typer.Typer(
 )
 app.add_typer(prs_app, name="prs")
 
-REPO_MERGE = "repo:merge"
 IdArg = Annotated[str, typer.Argument(help="The pull request's id (pr_...).")]
 StateOpt = Annotated[str | None, typer.Option("--state", help="open, merged or closed.")]
 
@@ -122,8 +120,7 @@ def prs_merge(pr_id: IdArg, tenant: TenantOpt = None, as_json: JsonOpt = False) 
     with reported(as_json=as_json):
         services = services_for(settings)
         try:
-            authority = operator_authority(settings, tenant)
-            authority = replace(authority, scopes=authority.scopes | {REPO_MERGE})
+            authority = operator_authority(settings, tenant)  # the admin role holds repo:merge
             backend = _backend_for(services, settings, authority, pr_id)
             pr = backend.merge(authority, pr_id)
         finally:

@@ -1,0 +1,200 @@
+"""The codegen workcell's nodes.
+
+``prepare`` opens the run's worktree and runs the tests as they are; ``edit`` asks the model for
+SEARCH/REPLACE edits (seeing the task, the relevant files, the failing tests and, on a repair round, why
+the last round failed); ``apply`` applies them all-or-nothing under the edit policy (tests, test config,
+CI config and the verifier are protected); ``verify`` compiles the changed files and runs the tests in
+the sandbox; ``guard`` scans the diff's added lines for secrets and PII; ``approve`` (when configured)
+asks a human; ``open_pr`` commits and opens the pull request once; ``stop`` explains why there is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from maestro.agents.codegen.state import CodegenState
+from maestro.agents.repo.context import mentioned_paths, pick_files
+from maestro.agents.repo.steps import guard_diff, open_pull_request, open_worktree, repo_tools, run_tests
+from maestro.agents.runtime.context import RunContext
+from maestro.prompts.templates import load
+from maestro.tools.edits import EditPolicy, EditRejected, apply_edits
+from maestro.tools.workspace import Worktree
+
+__all__ = ["apply", "approve", "edit", "guard", "open_pr", "prepare", "stop", "verify"]
+
+WORKCELL = "codegen"
+EDIT_MAX_TOKENS = 2_048
+
+
+def _worktree(state: CodegenState) -> Worktree:
+    return Worktree.from_record(dict(state["worktree"]))
+
+
+async def prepare(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    worktree = await open_worktree(
+        ctx, repo=state["repo"], workcell=WORKCELL, slug=state["task"], base=state.get("base")
+    )
+    baseline = await run_tests(ctx, worktree.path, state.get("test_args") or [])
+    return {"worktree": worktree.to_record(), "baseline": baseline}
+
+
+async def edit(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    worktree = _worktree(state)
+    tests = state.get("tests") or state["baseline"]
+    failures = tests.get("failures", [])
+    query = state["task"] + "\n" + "\n".join(mentioned_paths(failures))
+    files = await asyncio.to_thread(pick_files, worktree, query, mentioned_paths(failures))
+    user = load("codegen_edit_user").render(
+        task=state["task"], files=files, tests=tests, feedback=state.get("feedback")
+    )
+    result = await ctx.complete(
+        task="codegen.edit",
+        messages=[
+            {"role": "system", "content": load("codegen_edit_system").render()},
+            {"role": "user", "content": user},
+        ],
+        temperature=0.0,
+        max_tokens=EDIT_MAX_TOKENS,
+    )
+    decision = {
+        "decision_id": result.decision.id,
+        "task": "codegen.edit",
+        "model": result.model,
+        "cost_usd": result.cost_usd,
+    }
+    return {
+        "files": files,
+        "reply": result.text,
+        "rounds": state.get("rounds", 0) + 1,
+        "decisions": [*state.get("decisions", []), decision],
+        "budget_used_usd": result.cost_usd,
+    }
+
+
+async def apply(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    worktree = _worktree(state)
+    try:
+        report = await asyncio.to_thread(apply_edits, worktree.path, state["reply"], policy=EditPolicy())
+    except EditRejected as exc:
+        runtime.context.emit("edits", {"applied": False, "problems": len(exc.problems)})
+        return {"feedback": exc.feedback, "applied": None, "exhausted": _exhausted(state, runtime)}
+    runtime.context.emit("edits", {"applied": True, "changed": report.changed, "created": report.created})
+    return {"feedback": None, "applied": report.to_dict()}
+
+
+async def verify(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    worktree = _worktree(state)
+    tests = await run_tests(ctx, worktree.path, state.get("test_args") or [])
+    if tests["status"] == "passed":
+        return {"tests": tests, "feedback": None}
+    failing = (
+        "\n".join(f"- {f['name']}: {f['message']}" for f in tests["failures"]) or tests["output"][-2000:]
+    )
+    return {
+        "tests": tests,
+        "feedback": f"the tests still fail ({tests['status']}):\n{failing}",
+        "exhausted": _exhausted(state, runtime),
+    }
+
+
+async def guard(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    worktree = _worktree(state)
+    diff = await asyncio.to_thread(worktree.diff)
+    if not diff.strip():
+        return {"diff": "", "status": "no_change", "summary": "The edits left the repository unchanged."}
+    findings = await guard_diff(runtime.context, diff)
+    if findings:
+        kinds = ", ".join(sorted({f["type"] for f in findings}))
+        return {
+            "diff": diff,
+            "findings": findings,
+            "status": "refused",
+            "summary": f"The change adds what looks like secrets or personal data ({kinds}); no PR opened.",
+        }
+    needs = repo_tools(runtime.context).approval == "always"
+    return {"diff": diff, "findings": [], "needs_approval": needs}
+
+
+async def approve(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    worktree = _worktree(state)
+    decision = await runtime.context.approve(
+        "approve",
+        action="pr.open",
+        resource={
+            "repo": worktree.remote_url,
+            "branch": worktree.branch,
+            "diff_lines": len(state["diff"].splitlines()),
+        },
+        reason=f"open a pull request for: {state['task'][:200]}",
+    )
+    if decision.get("approved"):
+        return {"approval": decision}
+    return {
+        "approval": decision,
+        "status": "rejected",
+        "summary": f"{decision.get('decided_by')} rejected the change "
+        f"({decision.get('note') or 'no reason given'}).",
+    }
+
+
+async def open_pr(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    worktree = _worktree(state)
+    applied = state.get("applied") or {}
+    tests = state["tests"]
+    pr = await open_pull_request(
+        runtime.context,
+        worktree=worktree,
+        workcell=WORKCELL,
+        title=_title(state["task"]),
+        summary=state["task"],
+        why=_why(state),
+        what=[f"changed `{p}`" for p in applied.get("changed", [])]
+        + [f"created `{p}`" for p in applied.get("created", [])],
+        tests=tests,
+        test_command="python -m pytest " + " ".join(state.get("test_args") or []),
+        decisions=state.get("decisions", []),
+        labels=["maestro", WORKCELL],
+    )
+    return {
+        "pr": pr,
+        "status": "opened",
+        "summary": f"Opened {pr.get('id')} on {worktree.branch}: {tests['passed']} tests pass.",
+    }
+
+
+async def stop(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """No PR: say honestly why (the tests still fail, or the edits never applied)."""
+    rounds = state.get("rounds", 0)
+    if state.get("applied") is None:
+        status, head = "edits_failed", f"The model's edits did not apply after {rounds} round(s)."
+    else:
+        tests = state.get("tests") or {}
+        status = "tests_failing"
+        head = f"The tests still fail after {rounds} round(s) ({tests.get('failed', '?')} failing)."
+    return {
+        "status": status,
+        "summary": f"{head} No pull request was opened.\n\n{state.get('feedback') or ''}".strip(),
+    }
+
+
+def _exhausted(state: CodegenState, runtime: Runtime[RunContext]) -> bool:
+    return state.get("rounds", 0) >= repo_tools(runtime.context).rounds
+
+
+def _title(task: str) -> str:
+    first = task.strip().splitlines()[0] if task.strip() else "change"
+    return first if len(first) <= 72 else first[:69] + "..."
+
+
+def _why(state: CodegenState) -> str:
+    baseline = state["baseline"]
+    if baseline.get("failed"):
+        passed = state["tests"]["passed"]
+        return f"Before this change {baseline['failed']} test(s) failed; now all {passed} pass."
+    return "Requested task; the repository's tests pass with the change."

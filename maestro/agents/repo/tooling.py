@@ -1,0 +1,35 @@
+"""``RepoTools``: what a repository workcell finds in ``ctx.tools["repo"]``.
+
+Built once per process by the composition root (``Services.workcell_tools``) from settings; tests build
+one directly with their own sandbox limits and PR backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from maestro.tools.pii.guard import Finding
+from maestro.tools.prs.config import PRConfig
+from maestro.tools.prs.port import PRBackend
+from maestro.tools.sandbox import Sandbox
+
+__all__ = ["DiffScanner", "RepoTools"]
+
+DiffScanner = Callable[[str], Sequence[Finding]]
+"""Finds secrets and PII in text (the added lines of a diff)."""
+
+
+@dataclass
+class RepoTools:
+    workspace_root: Path
+    sandbox: Sandbox
+    prs: Callable[[], PRBackend]  # built on first use (the GitHub backend needs its token then)
+    pr_config: PRConfig
+    scan: DiffScanner
+    rounds: int = 3  # edit -> apply -> test rounds before the workcell stops
+    approval: Literal["never", "always"] = "never"  # a human approves before the PR is opened
+    test_timeout_s: float = 600.0
+    blocked_entities: frozenset[str] = field(default_factory=frozenset)  # what the diff guard refuses
