@@ -27,6 +27,13 @@ def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings, client=client, metrics=metrics)
         app.state.services = services
+        if settings.broker_url is None:  # in-process runs: continue the ones a dead server left behind
+            from maestro.workers.dispatch import InProcessDispatcher
+
+            runs = services.dispatcher(background=True)
+            app.state.run_dispatcher = runs
+            if isinstance(runs, InProcessDispatcher):
+                runs.start()
         try:
             yield
         finally:
