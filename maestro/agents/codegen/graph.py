@@ -16,8 +16,8 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from maestro.agents.codegen import nodes
-from maestro.agents.codegen.edges import after_approve, after_guard, after_round
 from maestro.agents.codegen.state import CodegenState
+from maestro.agents.repo.edges import after_approve, after_guard, after_round
 from maestro.agents.runtime.context import RunContext
 from maestro.agents.runtime.registry import Workcell
 from maestro.core.errors import InvalidRequest
@@ -32,8 +32,8 @@ def build() -> StateGraph[Any, Any, Any, Any]:
     graph.add_edge(START, "prepare")
     graph.add_edge("prepare", "edit")
     graph.add_edge("edit", "apply")
-    graph.add_conditional_edges("apply", after_round("verify"), ["verify", "edit", "stop"])
-    graph.add_conditional_edges("verify", after_round("guard"), ["guard", "edit", "stop"])
+    graph.add_conditional_edges("apply", after_round("verify", retry="edit"), ["verify", "edit", "stop"])
+    graph.add_conditional_edges("verify", after_round("guard", retry="edit"), ["guard", "edit", "stop"])
     graph.add_conditional_edges(
         "guard", after_guard, {"approve": "approve", "open_pr": "open_pr", "end": END}
     )

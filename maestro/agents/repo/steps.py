@@ -76,6 +76,8 @@ def test_summary(result: SandboxResult) -> dict[str, Any]:
         "tests": [
             {
                 "name": t.nodeid,
+                "function": t.name,
+                "classname": t.classname,
                 "outcome": t.outcome,
                 "duration_s": t.duration_s,
             }
