@@ -11,7 +11,7 @@ from maestro.bench.report import BenchReport
 from maestro.core.errors import InvalidRequest
 from maestro.core.settings import Settings
 
-BENCHES = ("router", "pii", "rag", "cypher")
+BENCHES = ("router", "pii", "rag", "cypher", "codegen")
 
 __all__ = ["BENCHES", "BenchReport", "run_bench"]
 
@@ -34,4 +34,8 @@ def run_bench(name: str, *, settings: Settings, quick: bool = False) -> dict[str
         from maestro.bench.cypher import bench_cypher
 
         return bench_cypher(settings, quick=quick).to_dict()
+    if name == "codegen":
+        from maestro.bench.codegen import bench_codegen
+
+        return bench_codegen(settings, quick=quick).to_dict()
     raise InvalidRequest(f"unknown benchmark '{name}': choose one of {', '.join(BENCHES)}")

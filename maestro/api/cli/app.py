@@ -86,7 +86,7 @@ def db_upgrade() -> None:
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="Benchmark: router, pii or rag.")],
+    name: Annotated[str, typer.Argument(help="Benchmark: router, pii, rag, cypher or codegen.")],
     as_json: JsonOpt = False,
     quick: Annotated[bool, typer.Option(help="Fewer iterations (smoke run).")] = False,
     corpus: Annotated[
@@ -95,14 +95,29 @@ def bench(
     questions: Annotated[
         Path | None, typer.Option(help="rag: a JSON-lines question file (default: the packaged one).")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="codegen: oracle (canonical solutions, the default), auto or a deployment name."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="codegen: only the first N HumanEval problems.")
+    ] = None,
 ) -> None:
     """Run a benchmark that measures a baseline in the same run and prints ratios."""
     from maestro.bench import run_bench
 
     if name != "rag" and (corpus is not None or questions is not None):
         raise typer.BadParameter("--corpus and --questions apply to `maestro bench rag` only")
+    if name != "codegen" and (model is not None or limit is not None):
+        raise typer.BadParameter("--model and --limit apply to `maestro bench codegen` only")
     with reported(as_json=as_json):
-        if name == "rag":
+        if name == "codegen":
+            from maestro.bench.codegen import bench_codegen
+
+            report = bench_codegen(
+                settings_from_env(), model=model or "oracle", limit=limit, quick=quick, progress=not as_json
+            ).to_dict()
+        elif name == "rag":
             from maestro.bench.rag import bench_rag
 
             report = bench_rag(
