@@ -3,7 +3,7 @@
 ``prepare`` opens the run's worktree and runs the tests as they are; ``edit`` asks the model for
 SEARCH/REPLACE edits (seeing the task, the relevant files, the failing tests and, on a repair round, why
 the last round failed); ``apply`` applies them all-or-nothing under the edit policy (tests, test config,
-CI config and the verifier are protected); ``verify`` compiles the changed files and runs the tests in
+CI config and the verifier are protected); ``verify`` runs the tests again in
 the sandbox; ``guard`` scans the diff's added lines for secrets and PII; ``approve`` (when configured)
 asks a human; ``open_pr`` commits and opens the pull request once; ``stop`` explains why there is none.
 """
