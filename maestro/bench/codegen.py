@@ -236,6 +236,7 @@ class _Completion:
     text: str = ""
     seconds: float | None = None
     error: str | None = None
+    model: str | None = None
 
 
 @dataclass
@@ -279,7 +280,10 @@ async def _generate_all(
     system = load("humaneval_complete_system").render()
     user = load("humaneval_complete_user")
     deployment = ORACLE_DEPLOYMENT if model == ORACLE else model
-    gate = asyncio.Semaphore(jobs)
+
+    def in_process(name: str | None) -> bool:
+        found = router.catalog.deployments.get(name or "")
+        return found is not None and found.model.startswith("local/")
 
     async def one(problem: Problem) -> tuple[str, _Completion]:
         request = RouteRequest(
@@ -299,22 +303,35 @@ async def _generate_all(
             model=None if deployment == "auto" else deployment,
             override_reason=None if deployment == "auto" else f"benchmark: HumanEval with {model}",
         )
-        async with gate:
-            t0 = time.perf_counter()
-            try:
-                result = await router.complete(request)
-            except ModelCallFailed as exc:  # this call failed (after fallbacks): the problem is not solved
-                done = _Completion(error=f"generation failed: {exc}")
-            else:
-                done = _Completion(
-                    text=completion_from_reply(result.text, problem["entry_point"]),
-                    seconds=time.perf_counter() - t0,
-                )
+        t0 = time.perf_counter()
+        try:
+            result = await router.complete(request)
+        except ModelCallFailed as exc:  # this call failed (after fallbacks): the problem is not solved
+            done = _Completion(error=f"generation failed: {exc}")
+        else:
+            done = _Completion(
+                text=completion_from_reply(result.text, problem["entry_point"]),
+                seconds=time.perf_counter() - t0,
+                model=result.model,
+            )
         tick()
         return problem["task_id"], done
 
     try:
-        return dict(await asyncio.gather(*(one(p) for p in problems)))
+        if not problems:
+            return {}
+        first = await one(problems[0])
+        # the in-process model answers one call at a time: concurrent calls would only queue behind it
+        # (and spend their deadline waiting), so it gets one call at a time; providers get ``jobs``
+        serial = in_process(deployment) or in_process(first[1].model)
+        gate = asyncio.Semaphore(1 if serial else jobs)
+
+        async def gated(problem: Problem) -> tuple[str, _Completion]:
+            async with gate:
+                return await one(problem)
+
+        rest = await asyncio.gather(*(gated(p) for p in problems[1:]))
+        return dict([first, *rest])
     finally:
         router.close()
 
