@@ -180,13 +180,20 @@ class Services:
         from maestro.agents.runtime.runner import WorkcellRunner
         from maestro.agents.runtime.store import RunStore
 
+        ledger = self.ledger
+
+        def record(kind: str, payload: dict[str, Any], /, *, conn: Any = None) -> None:
+            """A run's ledger entry, in the transaction that writes the run when ``conn`` is given."""
+            actor = payload.get("principal_id") or payload.get("decided_by") or payload.get("requested_by")
+            ledger.append(kind, payload, tenant=payload.get("tenant"), actor=actor, conn=conn)
+
         return WorkcellRunner(
             self.settings,
             router=self.router,
             runs=RunStore(self.engine),
             approvals=self.approvals,
             authorizer=self.authorizer,
-            record=self.record,
+            record=record,
             tools=self.workcell_tools(),
         )
 

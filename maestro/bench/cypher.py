@@ -439,6 +439,8 @@ def _build_runner(settings: Settings, client: Any) -> tuple[Any, Callable[[], No
     PII prompt filter, router, policy, approvals); rebuilt here because ``bench`` may not import ``api``."""
     import secrets
 
+    from sqlalchemy.engine import Connection
+
     from maestro.agents.runtime.runner import WorkcellRunner
     from maestro.agents.runtime.store import RunStore
     from maestro.core.approvals import ApprovalStore
@@ -456,9 +458,9 @@ def _build_runner(settings: Settings, client: Any) -> tuple[Any, Callable[[], No
     privacy = PrivacyFilter(PIIPromptGuard(PIIGuard(hash_key=hash_key)), mode=settings.pii_mode)
     router = build_router(settings, engine=engine, client=client, ledger=ledger, privacy=privacy)
 
-    def record(kind: str, payload: dict[str, Any]) -> None:
+    def record(kind: str, payload: dict[str, Any], /, *, conn: Connection | None = None) -> None:
         actor = payload.get("principal_id") or payload.get("decided_by") or payload.get("requested_by")
-        ledger.append(kind, payload, tenant=payload.get("tenant"), actor=actor)
+        ledger.append(kind, payload, tenant=payload.get("tenant"), actor=actor, conn=conn)
 
     authorizer = Authorizer(build_policy_engine(settings), record=record)
     runner = WorkcellRunner(

@@ -508,3 +508,93 @@ def test_a_background_dispatcher_recovers_stale_runs_when_it_starts(
 
     asyncio.run(server_start())
     assert runner.runs.get(run.id, tenant="acme").status == "waiting"  # it ran up to its approval
+
+
+def test_run_ledger_entries_commit_with_the_status(services: Services, tmp_path: Path) -> None:
+    """A ``run.*`` entry is written in the status change's transaction: if the ledger refuses, the
+    status does not change either (and the run's evidence never lags behind its status)."""
+    runner = _runner(services, tmp_path)
+    alice = _authority("alice", ["engineer"])
+    run = asyncio.run(runner.start(NAME, {"target": "api"}, alice))
+    assert run.status == "waiting"
+    entries = services.ledger.entries(tenant="acme", limit=50)
+    mine = [e for e in entries if e.payload.get("run_id") == run.id and e.kind.startswith("run.")]
+    assert [e.kind for e in reversed(mine)] == ["run.started", "run.waiting"]
+    assert mine[0].payload["status"] == "waiting" and mine[0].payload["approval_id"] == run.approval_id
+
+    real = runner._record
+    calls: list[str] = []
+
+    def refusing(kind: str, payload: dict[str, Any], /, *, conn: Any = None) -> None:
+        calls.append(kind)
+        assert conn is not None  # always inside the run's transaction
+        raise RuntimeError("ledger down")
+
+    runner._record = refusing
+    with pytest.raises(RuntimeError):
+        runner.prepare(NAME, {"target": "db"}, alice)
+    assert not [r for r in runner.runs.list(tenant="acme") if r.input.get("target") == "db"]  # rolled back
+    bob = _authority("bob", ["admin"])
+    runner.record_decision(run.id, bob, approve=True)
+    with pytest.raises(RuntimeError):
+        asyncio.run(runner.advance(run.id, tenant="acme"))
+    assert runner.runs.get(run.id, tenant="acme").status == "running"  # not succeeded without evidence
+    assert calls == ["run.started", "run.succeeded"]
+    runner._record = real
+    assert services.ledger.verify().ok
+
+
+def test_event_numbers_stay_gap_free_when_the_known_last_number_is_stale(
+    services: Services, tmp_path: Path
+) -> None:
+    runner = _runner(services, tmp_path)
+    run = asyncio.run(runner.start(NAME, {"target": "api"}, _authority("alice", ["engineer"])))
+    stored = runner.runs.events(run.id)
+    last = stored[-1]["seq"]
+    assert [e["seq"] for e in stored] == list(range(1, last + 1))
+    now = runner.runs.now()
+    from maestro.agents.runtime.store import PendingEvent
+
+    # a writer whose idea of the last number is stale (another one appended meanwhile)
+    assert (
+        runner.runs.append_events(run.id, [PendingEvent("custom", {"n": 1}, now)], after=last - 2) == last + 1
+    )
+    assert (
+        runner.runs.append_events(run.id, [PendingEvent("custom", {"n": 2}, now)], after=last + 1) == last + 2
+    )
+    waiting_to_failed = runner.runs.transition(
+        run.id,
+        tenant="acme",
+        to="failed",
+        expect={"waiting"},
+        events=[PendingEvent("end", {"status": "failed"}, now)],
+        after=1,  # stale: written after the stored last number instead
+    )
+    assert waiting_to_failed.status == "failed"
+    seqs = [e["seq"] for e in runner.runs.events(run.id)]
+    assert seqs == list(range(1, last + 4))
+
+
+def test_checkpoint_saves_do_not_store_node_starts_alone(services: Services, tmp_path: Path) -> None:
+    """Event batches: one per finished node and the final one with the status; a checkpoint save with
+    only ``node_start`` events buffered writes nothing. The events stay complete and ordered."""
+    runner = _runner(services, tmp_path)
+    batches: list[list[str]] = []
+    store = runner.runs
+    original = store.append_events
+
+    def counting(run_id: str, events: Any, **kw: Any) -> int:
+        batches.append([e.kind for e in events])
+        return original(run_id, events, **kw)
+
+    store.append_events = counting  # type: ignore[method-assign]
+    run = asyncio.run(runner.start(NAME, {"target": "api"}, _authority("alice", ["engineer"])))
+    assert run.status == "waiting"
+    assert all(set(batch) != {"node_start"} for batch in batches)
+    kinds = _kinds(e["kind"] for e in store.events(run.id))
+    assert kinds == ["node_start", "model", "node", "node_start", "effect", "approval", "waiting"]
+    done = asyncio.run(runner.decide(run.id, _authority("bob", ["admin"]), approve=True))
+    assert done.status == "succeeded"
+    assert done.output == {"plan": "step 1: ship it", "done": "deployed api", "approved": True}
+    seqs = [e["seq"] for e in store.events(run.id)]
+    assert seqs == list(range(1, len(seqs) + 1))

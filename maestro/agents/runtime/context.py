@@ -116,6 +116,7 @@ class RunContext:
     spent_usd: float = 0.0
     _pending: list[PendingEvent] = field(default_factory=list, init=False, repr=False)
     _unbilled_usd: float = field(default=0.0, init=False, repr=False)
+    last_seq: int | None = None  # the run's last stored event number, when known (saves reading it)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- events ----------------------------------------------------------------------------------------
@@ -143,13 +144,20 @@ class RunContext:
             self._pending[:0] = events
             self._unbilled_usd += cost
 
+    def pending_only(self, kinds: frozenset[str]) -> bool:
+        """True when every queued event is of one of ``kinds`` and no cost is queued."""
+        with self._lock:
+            return not self._unbilled_usd and all(event.kind in kinds for event in self._pending)
+
     def flush(self) -> None:
         """Store the queued events (and add the queued cost to the run) in one transaction."""
         events, cost = self.take_pending()
         if not events and not cost:
             return
         try:
-            self.runs.append_events(self.run_id, events, add_cost_usd=cost)
+            self.last_seq = self.runs.append_events(
+                self.run_id, events, add_cost_usd=cost, after=self.last_seq
+            )
         except BaseException:
             self.restore_pending(events, cost)
             raise

@@ -24,9 +24,14 @@ A run moves ``queued -> running -> waiting -> queued -> running -> succeeded | r
   claimed (one recoverer wins) and continued from their last checkpoint.
 
 Every start, pause, decision and end is a ledger entry; every node, model call, token, tool call, effect
-and approval is a run event. Per event loop the runner keeps one open checkpointer and each workcell's
+and approval is a run event. A run's ``run.*`` ledger entry is written in the transaction that records
+the run or changes its status (``record`` is called with that connection), so the status and its
+evidence commit together. Per event loop the runner keeps one open checkpointer and each workcell's
 compiled graph (``CheckpointSession``); a run's events are buffered and written in one transaction
-before each checkpoint save and with each status change (see ``context``).
+before each save of a node's writes, before a checkpoint save that would record something they describe
+(not for ``node_start`` events alone: their node is not done yet), and with each status change (see
+``context``). The runner knows its run's last event number after its first write (from the start for a
+run it created) and does not read it again for each batch.
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
@@ -45,7 +50,7 @@ from langgraph.types import Command
 from maestro.agents.runtime.checkpoints import CheckpointSession
 from maestro.agents.runtime.context import Listener, RunCaps, RunContext
 from maestro.agents.runtime.registry import Workcell, get_workcell
-from maestro.agents.runtime.store import ACTIVE, PendingEvent, RunRecord, RunStatus, RunStore
+from maestro.agents.runtime.store import ACTIVE, PendingEvent, RunRecord, RunStatus, RunStore, Within
 from maestro.core.approvals import ApprovalStore
 from maestro.core.authority import Authority, Principal
 from maestro.core.authorize import Authorizer
@@ -54,11 +59,19 @@ from maestro.core.ids import new_id
 from maestro.router.service import ModelRouter
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from maestro.core.settings import Settings
 
 __all__ = ["DEAD_LETTERED", "WorkcellRunner", "authority_from_snapshot", "authority_snapshot"]
 
-Recorder = Callable[[str, dict[str, Any]], None]
+
+class Recorder(Protocol):
+    """Appends a ledger entry; with ``conn``, in that (the caller's) transaction of the state DB."""
+
+    def __call__(self, kind: str, payload: dict[str, Any], /, *, conn: Connection | None = None) -> None: ...
+
+
 logger = logging.getLogger("maestro.runs")
 
 DEAD_LETTERED = "dead_lettered"
@@ -97,6 +110,8 @@ class _NodeEvents:
             self._ended(task_id)
 
     def saving(self, task_id: str | None, writes: Sequence[tuple[str, Any]]) -> None:
+        if task_id is None and self.ctx.pending_only(_NOT_DONE):
+            return  # a checkpoint: only the starts of nodes it does not record as done are queued
         if task_id is not None and not any(channel in _STOPS for channel, _ in writes):
             self._ended(task_id)
         self.ctx.flush()
@@ -109,6 +124,7 @@ class _NodeEvents:
 
 
 _STOPS = frozenset({"__error__", "__interrupt__"})  # a task's writes when it failed or paused
+_NOT_DONE = frozenset({"node_start"})  # events that need not be stored before a checkpoint save
 
 
 def authority_snapshot(authority: Authority) -> dict[str, Any]:
@@ -216,8 +232,8 @@ class WorkcellRunner:
             thread_id=thread_id,
             run_id=new_id("run"),
             claimed=claimed,
+            within=self._ledger("run.started", {}),
         )
-        self._ledger("run.started", run, {})
         return run, first
 
     async def start(
@@ -398,6 +414,7 @@ class WorkcellRunner:
             tools=self.tools,
             authorizer=self.authorizer,
             stream_tokens=self.stream_tokens,
+            last_seq=0 if start is not None else None,  # a run ``start`` created has no events yet
         )
         config: Any = {
             "configurable": {"thread_id": run.thread_id},
@@ -414,11 +431,12 @@ class WorkcellRunner:
                     plan = _Plan(payload=start)
                 else:
                     plan = await self._plan(graph, config, run, workcell)
-                paused = plan.paused
+                paused, state = plan.paused, None
                 if not plan.finished and paused is None:
                     async with asyncio.timeout(caps.deadline_s):
                         paused = await self._stream(graph, plan.payload, config, nodes)
-                state = (await graph.aget_state(config)).values
+                if paused is None:  # the final state (a paused run's is not needed)
+                    state = (await graph.aget_state(config)).values
         except MaestroError as exc:
             return self._fail(run, exc.to_dict()["error"], ctx)
         except GraphRecursionError:
@@ -433,11 +451,13 @@ class WorkcellRunner:
             return self._fail(run, error, ctx)
         if paused is not None:
             return self._pause(run, paused, ctx)
+        assert state is not None  # read above
         output = workcell.output(state)
         status: Literal["succeeded", "rejected"] = "rejected" if plan.refused else "succeeded"
-        done = self._settle(run, ctx, to=status, final=[("end", {"status": status})], output=output)
-        self._ledger(f"run.{status}", done, {})
-        return done
+        ledger = self._ledger(f"run.{status}", {})
+        return self._settle(
+            run, ctx, to=status, final=[("end", {"status": status})], ledger=ledger, output=output
+        )
 
     def _settle(
         self,
@@ -446,23 +466,37 @@ class WorkcellRunner:
         *,
         to: RunStatus,
         final: list[tuple[str, dict[str, Any]]],
+        ledger: Within,
         expect: frozenset[str] = frozenset({"running"}),
         **values: Any,
     ) -> RunRecord:
-        """Change the run's status with its buffered events, its cost and ``final`` events in one
-        transaction; then tell the live listener about ``final``. ``ApprovalConflict`` if the run is not
-        in ``expect`` (the buffered events are then stored on their own)."""
+        """Change the run's status with its buffered events, its cost, ``final`` events and its
+        ``ledger`` entry in one transaction; then tell the live listener about ``final``.
+        ``ApprovalConflict`` if the run is not in ``expect`` (the buffered events are then stored on
+        their own, and no ledger entry is written)."""
         pending, cost = ctx.take_pending() if ctx is not None else ([], 0.0)
         now = self.runs.now()
         events = [*pending, *(PendingEvent(kind, payload, now) for kind, payload in final)]
         try:
             settled = self.runs.transition(
-                run.id, tenant=run.tenant, to=to, expect=expect, events=events, add_cost_usd=cost, **values
+                run.id,
+                tenant=run.tenant,
+                to=to,
+                expect=expect,
+                events=events,
+                add_cost_usd=cost,
+                after=ctx.last_seq if ctx is not None else None,
+                within=ledger,
+                **values,
             )
         except ApprovalConflict:
             if ctx is not None:
                 ctx.restore_pending(pending, cost)
                 ctx.flush()
+            raise
+        except BaseException:  # nothing was written (e.g. the ledger refused): the events stay buffered
+            if ctx is not None:
+                ctx.restore_pending(pending, cost)
             raise
         if ctx is not None:
             for kind, payload in final:
@@ -516,9 +550,8 @@ class WorkcellRunner:
     def _pause(self, run: RunRecord, asked: Mapping[str, Any], ctx: RunContext) -> RunRecord:
         approval_id = asked.get("approval_id")
         final = [("waiting", {"approval_id": approval_id, "action": asked.get("action")})]
-        waiting = self._settle(run, ctx, to="waiting", final=final, approval_id=approval_id)
-        self._ledger("run.waiting", waiting, {"approval_id": approval_id, "action": asked.get("action")})
-        return waiting
+        ledger = self._ledger("run.waiting", {"approval_id": approval_id, "action": asked.get("action")})
+        return self._settle(run, ctx, to="waiting", final=final, ledger=ledger, approval_id=approval_id)
 
     def _fail(
         self,
@@ -529,18 +562,19 @@ class WorkcellRunner:
         expect: frozenset[str] = frozenset({"running"}),
     ) -> RunRecord:
         final = [("error", error), ("end", {"status": "failed"})]
+        ledger = self._ledger("run.failed", {"error_code": error.get("code")})
         try:
-            failed = self._settle(run, ctx, to="failed", final=final, expect=expect, error=error)
+            return self._settle(run, ctx, to="failed", final=final, ledger=ledger, expect=expect, error=error)
         except ApprovalConflict:  # someone else settled the run meanwhile (e.g. dead-lettered it)
             return self.runs.get(run.id, tenant=run.tenant)
-        self._ledger("run.failed", failed, {"error_code": error.get("code")})
-        return failed
 
-    def _ledger(self, kind: str, run: RunRecord, extra: Mapping[str, Any]) -> None:
-        if self._record is not None:
-            self._record(
-                kind,
-                {
+    def _ledger(self, kind: str, extra: Mapping[str, Any]) -> Within:
+        """Writes the ledger entry ``kind`` of the run as written, in the transaction that writes it."""
+        record = self._record
+
+        def within(conn: Connection, run: RunRecord) -> None:
+            if record is not None:
+                payload = {
                     "tenant": run.tenant,
                     "principal_id": run.principal_id,
                     "run_id": run.id,
@@ -548,5 +582,7 @@ class WorkcellRunner:
                     "status": run.status,
                     "cost_usd": run.cost_usd,
                     **extra,
-                },
-            )
+                }
+                record(kind, payload, conn=conn)
+
+        return within

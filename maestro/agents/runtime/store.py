@@ -8,6 +8,12 @@
   and ``runs show``). ``append_events`` writes a batch in one transaction, numbered after the run's last
   event; ``transition`` can write the run's last events (and the cost not yet added) in the same
   transaction as the status change, so a settled run's final event is there as soon as its status is.
+  A writer that knows the run's last number (the runner does, having written it) passes it as
+  ``after`` and saves the read of the last number; a stale ``after`` collides with the stored number
+  (unique ``(run, seq)``) and the batch is written again numbered after the stored last event.
+* ``create`` and ``transition`` take ``within``: called with the transaction's connection and the
+  written run before it commits (the runner writes the run's ledger entry there, so the run's status
+  and its evidence commit together or not at all).
 * ``attempts`` counts the deliveries of the run's current step: a claim (``queued``/``running`` ->
   ``running``) adds one, a recorded decision (``waiting`` -> ``queued``) resets it. A broker redelivery
   after a killed worker therefore shows up as ``attempts > 1`` (RELIABILITY #25: dead-lettered past
@@ -30,13 +36,17 @@ from maestro.core.errors import ApprovalConflict, NotFound
 from maestro.core.ids import new_id
 from maestro.core.schema import from_nano, run_effects, run_events, runs, to_nano
 
-__all__ = ["ACTIVE", "SETTLED", "PendingEvent", "RunRecord", "RunStatus", "RunStore"]
+__all__ = ["ACTIVE", "SETTLED", "PendingEvent", "RunRecord", "RunStatus", "RunStore", "Within"]
 
 RunStatus = Literal["queued", "running", "waiting", "succeeded", "failed", "rejected"]
 ACTIVE: frozenset[str] = frozenset({"queued", "running", "waiting"})
 SETTLED: frozenset[str] = frozenset({"waiting", "succeeded", "failed", "rejected"})
 """Statuses in which nothing runs until someone acts (an approval) or ever again (the end states)."""
 _MISSING = object()
+
+
+Within = Callable[[Connection, "RunRecord"], None]
+"""Called inside a run write's transaction, before it commits, with its connection and the written run."""
 
 
 class PendingEvent(NamedTuple):
@@ -104,9 +114,10 @@ class RunStore:
         thread_id: str | None,
         run_id: str | None = None,
         claimed: bool = False,
+        within: Within | None = None,
     ) -> RunRecord:
         """Record a ``queued`` run; ``claimed``: ``running`` with its first delivery counted (the process
-        that creates it drives it at once)."""
+        that creates it drives it at once). ``within``: see the module docstring."""
         now = self._clock()
         run_id = run_id or new_id("run")
         tenant = str(authority["tenant"])
@@ -125,8 +136,10 @@ class RunStore:
             "updated_at": now,
         }
         with self._engine.begin() as conn:
-            created = conn.execute(runs.insert().values(**row).returning(*runs.c)).mappings().one()
-        return _record(created)
+            created = _record(conn.execute(runs.insert().values(**row).returning(*runs.c)).mappings().one())
+            if within is not None:
+                within(conn, created)
+        return created
 
     def get(self, run_id: str, *, tenant: str) -> RunRecord:
         """The run; ``NotFound`` for an unknown id or another tenant's run (the same answer)."""
@@ -182,13 +195,17 @@ class RunStore:
         stale_for_s: float | None = None,
         events: Sequence[PendingEvent] = (),
         add_cost_usd: float = 0.0,
+        after: int | None = None,
+        within: Within | None = None,
     ) -> RunRecord:
         """Move the run to ``to`` if it is in one of ``expect``; else ``ApprovalConflict`` (409).
 
         ``attempt`` counts one more delivery of the current step; ``reset_attempts`` starts a new step.
         ``stale_for_s``: only if the run was last updated longer ago than that (a recovery's claim: of
         two recoverers, the first one's claim refreshes the run and the second one's fails). ``events``
-        and ``add_cost_usd`` are written in the same transaction (nothing is written on a conflict).
+        and ``add_cost_usd`` are written in the same transaction (nothing is written on a conflict);
+        ``after``: the run's last event number if the caller knows it; ``within``: see the module
+        docstring.
         """
         now = self._clock()
         values: dict[str, Any] = {"status": to, "updated_at": now}
@@ -208,13 +225,12 @@ class RunStore:
         if stale_for_s is not None:
             where.append(runs.c.updated_at < now - timedelta(seconds=stale_for_s))
         try:
-            with self._engine.begin() as conn:
-                row = conn.execute(runs.update().where(*where).values(**values).returning(*runs.c)).mappings()
-                changed = row.first()
-                if changed is None:
-                    raise _NoChange
-                if events:
-                    self._insert_events(conn, run_id, events)
+            try:
+                changed = self._transition(run_id, where, values, events, after, within)
+            except sa.exc.IntegrityError:
+                if after is None or not events:
+                    raise
+                changed = self._transition(run_id, where, values, events, None, within)  # stale ``after``
         except _NoChange:
             current = self.get(run_id, tenant=tenant)
             raise ApprovalConflict(
@@ -222,7 +238,28 @@ class RunStore:
                 run_id=run_id,
                 status=current.status,
             ) from None
-        return _record(changed)
+        return changed
+
+    def _transition(
+        self,
+        run_id: str,
+        where: builtins.list[Any],
+        values: dict[str, Any],
+        events: Sequence[PendingEvent],
+        after: int | None,
+        within: Within | None,
+    ) -> RunRecord:
+        with self._engine.begin() as conn:
+            row = conn.execute(runs.update().where(*where).values(**values).returning(*runs.c)).mappings()
+            found = row.first()
+            if found is None:
+                raise _NoChange
+            changed = _record(found)
+            if events:
+                self._insert_events(conn, run_id, events, after=after)
+            if within is not None:
+                within(conn, changed)
+        return changed
 
     def stale(self, *, status: RunStatus, older_than_s: float, limit: int = 100) -> builtins.list[RunRecord]:
         """Runs of every tenant in ``status`` last updated more than ``older_than_s`` ago, oldest first."""
@@ -275,10 +312,18 @@ class RunStore:
         """Append one event with the next sequence number; returns it."""
         return self.append_events(run_id, [PendingEvent(kind, payload, self._clock())])
 
-    def append_events(self, run_id: str, events: Sequence[PendingEvent], *, add_cost_usd: float = 0.0) -> int:
+    def append_events(
+        self,
+        run_id: str,
+        events: Sequence[PendingEvent],
+        *,
+        add_cost_usd: float = 0.0,
+        after: int | None = None,
+    ) -> int:
         """Append ``events`` in one transaction, numbered after the run's last event (and add
-        ``add_cost_usd`` to the run in it); returns the last number. A concurrent writer that took the
-        same numbers first (PostgreSQL; SQLite serialises writers) makes this retry."""
+        ``add_cost_usd`` to the run in it); returns the last number. ``after``: the run's last number if
+        the caller knows it (not read then). A concurrent writer that took the same numbers first (or a
+        stale ``after``) makes this retry, reading the last number."""
         for _ in range(20):
             try:
                 with self._engine.begin() as conn:
@@ -288,17 +333,21 @@ class RunStore:
                             .where(runs.c.id == run_id)
                             .values(cost_nano=runs.c.cost_nano + to_nano(add_cost_usd))
                         )
-                    return self._insert_events(conn, run_id, events)
+                    return self._insert_events(conn, run_id, events, after=after)
             except sa.exc.IntegrityError:
+                after = None
                 continue
         raise RuntimeError(f"could not append events to run {run_id}: too much contention")
 
     @staticmethod
-    def _insert_events(conn: Connection, run_id: str, events: Sequence[PendingEvent]) -> int:
-        last = conn.execute(
-            sa.select(sa.func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)
-        ).scalar()
-        seq = int(last or 0)
+    def _insert_events(
+        conn: Connection, run_id: str, events: Sequence[PendingEvent], *, after: int | None = None
+    ) -> int:
+        if after is None:
+            after = conn.execute(
+                sa.select(sa.func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)
+            ).scalar()
+        seq = int(after or 0)
         if not events:
             return seq
         rows = []
