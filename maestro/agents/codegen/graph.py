@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 
 from maestro.agents.codegen import nodes
 from maestro.agents.codegen.state import CodegenState
-from maestro.agents.repo.edges import after_approve, after_guard, after_round
+from maestro.agents.repo.edges import after_round, wire_review
+from maestro.agents.repo.state import fresh_fields
 from maestro.agents.runtime.context import RunContext
 from maestro.agents.runtime.registry import Workcell
 from maestro.core.errors import InvalidRequest
@@ -34,12 +35,7 @@ def build() -> StateGraph[Any, Any, Any, Any]:
     graph.add_edge("edit", "apply")
     graph.add_conditional_edges("apply", after_round("verify", retry="edit"), ["verify", "edit", "stop"])
     graph.add_conditional_edges("verify", after_round("guard", retry="edit"), ["guard", "edit", "stop"])
-    graph.add_conditional_edges(
-        "guard", after_guard, {"approve": "approve", "open_pr": "open_pr", "end": END}
-    )
-    graph.add_conditional_edges("approve", after_approve, {"open_pr": "open_pr", "end": END})
-    graph.add_edge("open_pr", END)
-    graph.add_edge("stop", END)
+    wire_review(graph)
     return graph
 
 
@@ -58,21 +54,12 @@ def initial_state(payload: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(test_args, list) or not all(isinstance(a, str) for a in test_args):
         raise InvalidRequest('"test_args" must be a list of strings (pytest arguments)')
     return {
+        **fresh_fields(),
         "repo": repo.strip(),
         "task": task.strip(),
         "base": base,
         "test_args": test_args,
-        "rounds": 0,
-        "feedback": None,
-        "exhausted": False,
-        "needs_approval": False,
         "applied": None,
-        "decisions": [],
-        "findings": [],
-        "approval": None,
-        "pr": None,
-        "status": "",
-        "summary": "",
     }
 
 

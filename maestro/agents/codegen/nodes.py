@@ -17,7 +17,15 @@ from langgraph.runtime import Runtime
 
 from maestro.agents.codegen.state import CodegenState
 from maestro.agents.repo.context import mentioned_paths, pick_files
-from maestro.agents.repo.steps import guard_diff, open_pull_request, open_worktree, repo_tools, run_tests
+from maestro.agents.repo.steps import (
+    ask_approval,
+    generate,
+    open_pull_request,
+    open_worktree,
+    repo_tools,
+    review_diff,
+    run_tests,
+)
 from maestro.agents.runtime.context import RunContext
 from maestro.prompts.templates import load
 from maestro.tools.edits import EditPolicy, EditRejected, apply_edits
@@ -52,28 +60,15 @@ async def edit(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, A
     user = load("codegen_edit_user").render(
         task=state["task"], files=files, tests=tests, feedback=state.get("feedback")
     )
-    result = await ctx.complete(
+    reply, recorded = await generate(
+        ctx,
         task="codegen.edit",
-        messages=[
-            {"role": "system", "content": load("codegen_edit_system").render()},
-            {"role": "user", "content": user},
-        ],
-        temperature=0.0,
+        system=load("codegen_edit_system").render(),
+        user=user,
         max_tokens=EDIT_MAX_TOKENS,
+        decisions=state.get("decisions", []),
     )
-    decision = {
-        "decision_id": result.decision.id,
-        "task": "codegen.edit",
-        "model": result.model,
-        "cost_usd": result.cost_usd,
-    }
-    return {
-        "files": files,
-        "reply": result.text,
-        "rounds": state.get("rounds", 0) + 1,
-        "decisions": [*state.get("decisions", []), decision],
-        "budget_used_usd": result.cost_usd,
-    }
+    return {"files": files, "reply": reply, "rounds": state.get("rounds", 0) + 1, **recorded}
 
 
 async def apply(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -104,43 +99,16 @@ async def verify(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str,
 
 
 async def guard(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    worktree = _worktree(state)
-    diff = await asyncio.to_thread(worktree.diff)
-    if not diff.strip():
-        return {"diff": "", "status": "no_change", "summary": "The edits left the repository unchanged."}
-    findings = await guard_diff(runtime.context, diff)
-    if findings:
-        kinds = ", ".join(sorted({f["type"] for f in findings}))
-        return {
-            "diff": diff,
-            "findings": findings,
-            "status": "refused",
-            "summary": f"The change adds what looks like secrets or personal data ({kinds}); no PR opened.",
-        }
-    needs = repo_tools(runtime.context).approval == "always"
-    return {"diff": diff, "findings": [], "needs_approval": needs}
+    return await review_diff(runtime.context, _worktree(state), what="The change")
 
 
 async def approve(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    worktree = _worktree(state)
-    decision = await runtime.context.approve(
-        "approve",
-        action="pr.open",
-        resource={
-            "repo": worktree.remote_url,
-            "branch": worktree.branch,
-            "diff_lines": len(state["diff"].splitlines()),
-        },
+    return await ask_approval(
+        runtime.context,
+        _worktree(state),
+        resource={"diff_lines": len(state["diff"].splitlines())},
         reason=f"open a pull request for: {state['task'][:200]}",
     )
-    if decision.get("approved"):
-        return {"approval": decision}
-    return {
-        "approval": decision,
-        "status": "rejected",
-        "summary": f"{decision.get('decided_by')} rejected the change "
-        f"({decision.get('note') or 'no reason given'}).",
-    }
 
 
 async def open_pr(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:

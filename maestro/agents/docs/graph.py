@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 
 from maestro.agents.docs import nodes
 from maestro.agents.docs.state import DocsState
-from maestro.agents.repo.edges import after_approve, after_guard, after_round
+from maestro.agents.repo.edges import after_round, wire_review
+from maestro.agents.repo.state import fresh_fields
 from maestro.agents.runtime.context import RunContext
 from maestro.agents.runtime.registry import Workcell
 from maestro.core.errors import InvalidRequest
@@ -35,12 +36,7 @@ def build() -> StateGraph[Any, Any, Any, Any]:
     graph.add_edge("write", "apply")
     graph.add_conditional_edges("apply", after_round("verify", retry="write"), ["verify", "write", "stop"])
     graph.add_conditional_edges("verify", after_round("guard", retry="write"), ["guard", "write", "stop"])
-    graph.add_conditional_edges(
-        "guard", after_guard, {"approve": "approve", "open_pr": "open_pr", "end": END}
-    )
-    graph.add_conditional_edges("approve", after_approve, {"open_pr": "open_pr", "end": END})
-    graph.add_edge("open_pr", END)
-    graph.add_edge("stop", END)
+    wire_review(graph)
     return graph
 
 
@@ -63,21 +59,12 @@ def initial_state(payload: Mapping[str, Any]) -> dict[str, Any]:
     checked = [_relative(t, suffix=".py", what="a target") for t in targets]
     page = payload.get("page") or f"docs/{PurePosixPath(checked[0]).stem}.md"
     return {
+        **fresh_fields(),
         "repo": repo.strip(),
         "targets": checked,
         "page": _relative(page, suffix=".md", what='"page"'),
         "base": payload.get("base"),
-        "rounds": 0,
-        "feedback": None,
-        "exhausted": False,
-        "needs_approval": False,
         "applied": None,
-        "decisions": [],
-        "findings": [],
-        "approval": None,
-        "pr": None,
-        "status": "",
-        "summary": "",
     }
 
 

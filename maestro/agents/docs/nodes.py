@@ -17,7 +17,15 @@ from langgraph.runtime import Runtime
 
 from maestro.agents.docs.checks import broken_links, code_unchanged
 from maestro.agents.docs.state import DocsState
-from maestro.agents.repo.steps import guard_diff, open_pull_request, open_worktree, repo_tools, run_tests
+from maestro.agents.repo.steps import (
+    ask_approval,
+    generate,
+    open_pull_request,
+    open_worktree,
+    repo_tools,
+    review_diff,
+    run_tests,
+)
 from maestro.agents.runtime.context import RunContext
 from maestro.core.errors import InvalidRequest
 from maestro.prompts.templates import load
@@ -64,27 +72,15 @@ async def write(state: DocsState, runtime: Runtime[RunContext]) -> dict[str, Any
         await asyncio.to_thread(_restore, worktree, state)
     files = [{"path": t, "text": await asyncio.to_thread(worktree.read, t)} for t in state["targets"]]
     user = load("docs_write_user").render(page=state["page"], files=files, feedback=state.get("feedback"))
-    result = await ctx.complete(
+    reply, recorded = await generate(
+        ctx,
         task="docs.write",
-        messages=[
-            {"role": "system", "content": load("docs_write_system").render()},
-            {"role": "user", "content": user},
-        ],
-        temperature=0.0,
+        system=load("docs_write_system").render(),
+        user=user,
         max_tokens=WRITE_MAX_TOKENS,
+        decisions=state.get("decisions", []),
     )
-    decision = {
-        "decision_id": result.decision.id,
-        "task": "docs.write",
-        "model": result.model,
-        "cost_usd": result.cost_usd,
-    }
-    return {
-        "reply": result.text,
-        "rounds": state.get("rounds", 0) + 1,
-        "decisions": [*state.get("decisions", []), decision],
-        "budget_used_usd": result.cost_usd,
-    }
+    return {"reply": reply, "rounds": state.get("rounds", 0) + 1, **recorded}
 
 
 def _restore(worktree: Worktree, state: DocsState) -> None:
@@ -143,37 +139,16 @@ async def verify(state: DocsState, runtime: Runtime[RunContext]) -> dict[str, An
 
 
 async def guard(state: DocsState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    diff = await asyncio.to_thread(_worktree(state).diff)
-    if not diff.strip():
-        return {"diff": "", "status": "no_change", "summary": "The edits left the repository unchanged."}
-    findings = await guard_diff(runtime.context, diff)
-    if findings:
-        kinds = ", ".join(sorted({f["type"] for f in findings}))
-        return {
-            "diff": diff,
-            "findings": findings,
-            "status": "refused",
-            "summary": f"The docs add what looks like secrets or personal data ({kinds}); no PR opened.",
-        }
-    return {"diff": diff, "findings": [], "needs_approval": repo_tools(runtime.context).approval == "always"}
+    return await review_diff(runtime.context, _worktree(state), what="The docs")
 
 
 async def approve(state: DocsState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    worktree = _worktree(state)
-    decision = await runtime.context.approve(
-        "approve",
-        action="pr.open",
-        resource={"repo": worktree.remote_url, "branch": worktree.branch, "page": state["page"]},
+    return await ask_approval(
+        runtime.context,
+        _worktree(state),
+        resource={"page": state["page"]},
         reason=f"open a pull request documenting {', '.join(state['targets'])}",
     )
-    if decision.get("approved"):
-        return {"approval": decision}
-    note = decision.get("note") or "no reason given"
-    return {
-        "approval": decision,
-        "status": "rejected",
-        "summary": f"{decision.get('decided_by')} rejected it ({note}).",
-    }
 
 
 async def open_pr(state: DocsState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["after_approve", "after_guard", "after_round"]
+__all__ = ["after_approve", "after_guard", "after_round", "wire_review"]
 
 State = Mapping[str, Any]
 
@@ -29,3 +29,15 @@ def after_guard(state: State) -> str:
 
 def after_approve(state: State) -> str:
     return "end" if state.get("status") == "rejected" else "open_pr"
+
+
+def wire_review(graph: Any) -> None:
+    """guard -> [approve] -> open_pr -> END, guard -> END (no change / refused), stop -> END."""
+    from langgraph.graph import END
+
+    graph.add_conditional_edges(
+        "guard", after_guard, {"approve": "approve", "open_pr": "open_pr", "end": END}
+    )
+    graph.add_conditional_edges("approve", after_approve, {"open_pr": "open_pr", "end": END})
+    graph.add_edge("open_pr", END)
+    graph.add_edge("stop", END)

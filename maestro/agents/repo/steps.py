@@ -23,10 +23,13 @@ from maestro.tools.workspace import Workspace, Worktree
 
 __all__ = [
     "added_lines",
+    "ask_approval",
+    "generate",
     "guard_diff",
     "open_pull_request",
     "open_worktree",
     "repo_tools",
+    "review_diff",
     "run_tests",
     "test_summary",
 ]
@@ -194,3 +197,66 @@ async def open_pull_request(
 
     result: dict[str, Any] = await ctx.effect("open_pr", f"pr:{ctx.run_id}", act)
     return result
+
+
+async def review_diff(ctx: RunContext, worktree: Worktree, *, what: str) -> dict[str, Any]:
+    """The guard step's state update: no change, refused (secrets/PII on added lines), or on to the PR
+    (``needs_approval`` when the deployment wants a human first). ``what`` names the change in messages."""
+    diff = await asyncio.to_thread(worktree.diff)
+    if not diff.strip():
+        return {"diff": "", "status": "no_change", "summary": f"{what} left the repository unchanged."}
+    findings = await guard_diff(ctx, diff)
+    if findings:
+        kinds = ", ".join(sorted({f["type"] for f in findings}))
+        return {
+            "diff": diff,
+            "findings": findings,
+            "status": "refused",
+            "summary": f"{what} adds what looks like secrets or personal data ({kinds}); no PR opened.",
+        }
+    return {"diff": diff, "findings": [], "needs_approval": repo_tools(ctx).approval == "always"}
+
+
+async def ask_approval(
+    ctx: RunContext, worktree: Worktree, *, resource: Mapping[str, Any], reason: str
+) -> dict[str, Any]:
+    """Pause for a human with ``approve:<workcell>`` before the PR; the state update for either answer."""
+    decision = await ctx.approve(
+        "approve",
+        action="pr.open",
+        resource={"repo": worktree.remote_url, "branch": worktree.branch, **resource},
+        reason=reason,
+    )
+    if decision.get("approved"):
+        return {"approval": decision}
+    note = decision.get("note") or "no reason given"
+    return {
+        "approval": decision,
+        "status": "rejected",
+        "summary": f"{decision.get('decided_by')} rejected it ({note}); no PR opened.",
+    }
+
+
+async def generate(
+    ctx: RunContext,
+    *,
+    task: str,
+    system: str,
+    user: str,
+    max_tokens: int,
+    decisions: Sequence[Mapping[str, Any]],
+) -> tuple[str, dict[str, Any]]:
+    """One routed generation (temperature 0): its text, and the state update recording the decision."""
+    result = await ctx.complete(
+        task=task,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+        temperature=0.0,
+        max_tokens=max_tokens,
+    )
+    decision = {
+        "decision_id": result.decision.id,
+        "task": task,
+        "model": result.model,
+        "cost_usd": result.cost_usd,
+    }
+    return result.text, {"decisions": [*decisions, decision], "budget_used_usd": result.cost_usd}

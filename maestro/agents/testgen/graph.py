@@ -14,9 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 
-from maestro.agents.repo.edges import after_approve, after_guard, after_round
+from maestro.agents.repo.edges import after_round, wire_review
+from maestro.agents.repo.state import fresh_fields
 from maestro.agents.runtime.context import RunContext
 from maestro.agents.runtime.registry import Workcell
 from maestro.agents.testgen import nodes
@@ -34,12 +35,7 @@ def build() -> StateGraph[Any, Any, Any, Any]:
     graph.add_edge("prepare", "write")
     graph.add_conditional_edges("write", after_round("check", retry="write"), ["check", "write", "stop"])
     graph.add_conditional_edges("check", after_round("guard", retry="write"), ["guard", "write", "stop"])
-    graph.add_conditional_edges(
-        "guard", after_guard, {"approve": "approve", "open_pr": "open_pr", "end": END}
-    )
-    graph.add_conditional_edges("approve", after_approve, {"open_pr": "open_pr", "end": END})
-    graph.add_edge("open_pr", END)
-    graph.add_edge("stop", END)
+    wire_review(graph)
     return graph
 
 
@@ -57,23 +53,14 @@ def initial_state(payload: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(test_args, list) or not all(isinstance(a, str) for a in test_args):
         raise InvalidRequest('"test_args" must be a list of strings (pytest arguments)')
     return {
+        **fresh_fields(),
         "repo": repo.strip(),
         "target": target,
         "base": payload.get("base"),
         "test_args": test_args,
-        "rounds": 0,
-        "feedback": None,
-        "exhausted": False,
-        "needs_approval": False,
         "kept": [],
         "dropped": [],
         "after": None,
-        "decisions": [],
-        "findings": [],
-        "approval": None,
-        "pr": None,
-        "status": "",
-        "summary": "",
     }
 
 

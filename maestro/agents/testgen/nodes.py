@@ -17,7 +17,14 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from maestro.agents.repo.coverage import measure
-from maestro.agents.repo.steps import guard_diff, open_pull_request, open_worktree, repo_tools
+from maestro.agents.repo.steps import (
+    ask_approval,
+    generate,
+    open_pull_request,
+    open_worktree,
+    repo_tools,
+    review_diff,
+)
 from maestro.agents.runtime.context import RunContext
 from maestro.agents.testgen.pruning import case_key, collected_tests, drop_tests, extract_code
 from maestro.agents.testgen.state import TestgenState
@@ -66,29 +73,17 @@ async def write(state: TestgenState, runtime: Runtime[RunContext]) -> dict[str, 
         coverage=state["baseline"]["coverage"],
         feedback=state.get("feedback"),
     )
-    result = await ctx.complete(
+    reply, recorded = await generate(
+        ctx,
         task="testgen.write",
-        messages=[
-            {"role": "system", "content": load("testgen_write_system").render()},
-            {"role": "user", "content": user},
-        ],
-        temperature=0.0,
+        system=load("testgen_write_system").render(),
+        user=user,
         max_tokens=WRITE_MAX_TOKENS,
+        decisions=state.get("decisions", []),
     )
-    decision = {
-        "decision_id": result.decision.id,
-        "task": "testgen.write",
-        "model": result.model,
-        "cost_usd": result.cost_usd,
-    }
-    code = extract_code(result.text)
+    code = extract_code(reply)
     path = worktree.path / state["test_path"]
-    update: dict[str, Any] = {
-        "reply": result.text,
-        "rounds": state.get("rounds", 0) + 1,
-        "decisions": [*state.get("decisions", []), decision],
-        "budget_used_usd": result.cost_usd,
-    }
+    update: dict[str, Any] = {"reply": reply, "rounds": state.get("rounds", 0) + 1, **recorded}
     try:
         compile(code, state["test_path"], "exec")
         if not collected_tests(code):
@@ -140,36 +135,16 @@ async def check(state: TestgenState, runtime: Runtime[RunContext]) -> dict[str, 
 
 
 async def guard(state: TestgenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    diff = await asyncio.to_thread(_worktree(state).diff)
-    findings = await guard_diff(runtime.context, diff)
-    if findings:
-        kinds = ", ".join(sorted({f["type"] for f in findings}))
-        return {
-            "diff": diff,
-            "findings": findings,
-            "status": "refused",
-            "summary": f"The tests add what looks like secrets or personal data ({kinds}); no PR opened.",
-        }
-    needs = repo_tools(runtime.context).approval == "always"
-    return {"diff": diff, "findings": [], "needs_approval": needs}
+    return await review_diff(runtime.context, _worktree(state), what="The tests")
 
 
 async def approve(state: TestgenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    worktree = _worktree(state)
-    decision = await runtime.context.approve(
-        "approve",
-        action="pr.open",
-        resource={"repo": worktree.remote_url, "branch": worktree.branch, "target": state["target"]},
+    return await ask_approval(
+        runtime.context,
+        _worktree(state),
+        resource={"target": state["target"]},
         reason=f"open a pull request adding tests for {state['target']}: {_delta(state)}",
     )
-    if decision.get("approved"):
-        return {"approval": decision}
-    note = decision.get("note") or "no reason given"
-    return {
-        "approval": decision,
-        "status": "rejected",
-        "summary": f"{decision.get('decided_by')} rejected it ({note}).",
-    }
 
 
 async def open_pr(state: TestgenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
