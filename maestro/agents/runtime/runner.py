@@ -537,7 +537,12 @@ class WorkcellRunner:
         """Run the graph, turning its stream into run events; returns the interrupt's value if it paused."""
         paused: dict[str, Any] | None = None
         async for mode, chunk in graph.astream(
-            payload, config, context=nodes.ctx, stream_mode=["tasks", "updates", "custom"]
+            payload,
+            config,
+            context=nodes.ctx,
+            stream_mode=["tasks", "updates", "custom"],
+            durability="sync",  # each step's checkpoint is stored before the next step starts: a crash
+            # mid-node resumes from the step before it, and the state read after the run is the last one
         ):
             if mode == "custom":
                 nodes.ctx.emit("custom", chunk if isinstance(chunk, dict) else {"value": chunk})
