@@ -9,6 +9,7 @@ entries — happens here once, so the safety rules cannot differ between backend
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ _KEY_MAX = 200
 _PUSH_ATTEMPTS = 3
 
 
-class BaseBackend:
+class BaseBackend(ABC):
     """The port's behaviour on top of ``PRStore``; subclasses talk to one kind of remote."""
 
     name = "base"
@@ -47,8 +48,9 @@ class BaseBackend:
     def _repo_id(self, repo: RepoRef) -> str:
         return repo.url
 
+    @abstractmethod
     def _push_url(self, repo_id: str) -> str:
-        raise NotImplementedError
+        """Where ``git push`` sends the branch (credentials never inside)."""
 
     def _publish(self, pr: PullRequest, *, created: bool) -> dict[str, Any]:
         """Open or update the PR on the remote (after the push); returns columns to record."""
@@ -57,8 +59,9 @@ class BaseBackend:
     def _remote_review(self, pr: PullRequest, review: Review, authority: Authority) -> None:
         return None
 
+    @abstractmethod
     def _remote_merge(self, pr: PullRequest, authority: Authority) -> str:
-        raise NotImplementedError
+        """Merge on the remote; returns the merge commit's sha."""
 
     def _remote_close(self, pr: PullRequest) -> None:
         return None
