@@ -173,7 +173,13 @@ class Services:
             approval=settings.repo_approval,
             test_timeout_s=settings.sandbox_timeout_s,
             blocked_entities=SECRET_ENTITIES | BLOCKED_PII_IN_DIFFS,
+            ledger_ids=self.run_ledger_ids,
         )
+
+    def run_ledger_ids(self, tenant: str, run_id: str) -> list[str]:
+        """The ids (``index:leaf-hash prefix``) of a run's ledger entries among the tenant's recent ones."""
+        entries = self.ledger.entries(tenant=tenant, limit=1000)
+        return [f"{e.idx}:{e.leaf_hash[:12]}" for e in reversed(entries) if e.payload.get("run_id") == run_id]
 
     def runner(self) -> WorkcellRunner:
         """Runs workcells under an authority, with checkpoints, approvals, effects and events."""

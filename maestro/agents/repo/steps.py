@@ -165,6 +165,7 @@ async def open_pull_request(
 
     async def act() -> dict[str, Any]:
         await asyncio.to_thread(worktree.commit, title)
+        ledger = await asyncio.to_thread(tools.ledger_ids, ctx.authority.tenant, ctx.run_id)
         body = render_body(
             BodyInput(
                 summary=summary,
@@ -177,6 +178,7 @@ async def open_pull_request(
                     )
                     for d in decisions
                 ),
+                ledger_ids=tuple(ledger),
                 run_id=ctx.run_id,
                 workcell=workcell,
             )
@@ -192,6 +194,7 @@ async def open_pull_request(
             body=body,
             labels=tuple(labels),
             idempotency_key=f"{workcell}:{ctx.run_id}",
+            ledger_ids=tuple(ledger),
         )
         return pr.to_dict()
 

@@ -16,10 +16,17 @@ from maestro.tools.prs.config import PRConfig
 from maestro.tools.prs.port import PRBackend
 from maestro.tools.sandbox import Sandbox
 
-__all__ = ["DiffScanner", "RepoTools"]
+__all__ = ["DiffScanner", "LedgerLookup", "RepoTools"]
 
 DiffScanner = Callable[[str], Sequence[Finding]]
 """Finds secrets and PII in text (the added lines of a diff)."""
+
+LedgerLookup = Callable[[str, str], list[str]]
+"""``(tenant, run_id) -> ids`` of the run's ledger entries so far (``"<index>:<leaf hash prefix>"``)."""
+
+
+def _no_ledger(_tenant: str, _run_id: str) -> list[str]:
+    return []
 
 
 @dataclass
@@ -33,3 +40,4 @@ class RepoTools:
     approval: Literal["never", "always"] = "never"  # a human approves before the PR is opened
     test_timeout_s: float = 600.0
     blocked_entities: frozenset[str] = field(default_factory=frozenset)  # what the diff guard refuses
+    ledger_ids: LedgerLookup = _no_ledger  # cited in the PR body, so a reviewer can verify the evidence
