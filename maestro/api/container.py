@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from maestro.tools.graph.access import GraphAccess, TenantRateLimit
     from maestro.tools.graph.catalog import GraphCatalog
     from maestro.tools.graph.types import GraphBackend
+    from maestro.tools.workspace import Worktree
     from maestro.workers.dispatch import RunDispatcher
 
 
@@ -174,7 +175,25 @@ class Services:
             test_timeout_s=settings.sandbox_timeout_s,
             blocked_entities=SECRET_ENTITIES | BLOCKED_PII_IN_DIFFS,
             ledger_ids=self.run_ledger_ids,
+            code_search=self.search_code,
         )
+
+    def search_code(self, worktree: Worktree, query: str, tenant: str, k: int) -> list[str]:
+        """Index ``worktree`` in its repository's collection (incrementally); rank files for ``query``."""
+        from maestro.retrieval.search import SearchOptions
+        from maestro.tools.workspace import index_repository
+
+        collection = "repo-" + hashlib.sha256(worktree.remote_url.encode()).hexdigest()[:16]
+        stack = self.retrieval()
+        index_repository(worktree, stack.ingestor(), collection, tenant)  # code: no PII scan of chunks
+        hits = stack.retriever.search(
+            collection, query, tenant=tenant, options=SearchOptions(k=max(k * 3, 10))
+        )
+        ranked: list[str] = []
+        for hit in hits:
+            if hit.chunk.source not in ranked:
+                ranked.append(hit.chunk.source)
+        return ranked[:k]
 
     def run_ledger_ids(self, tenant: str, run_id: str) -> list[str]:
         """The ids (``index:leaf-hash prefix``) of a run's ledger entries among the tenant's recent ones."""

@@ -147,6 +147,9 @@ def test_fixes_the_bug_and_opens_a_pr_on_the_bare_remote(
     assert pr["state"] == "open" and pr["branch"] == branch and pr["idempotency_key"] == f"codegen:{run.id}"
     assert "test_apply_discount_takes_the_percent_off" in pr["body"] and run.id in pr["body"]
     assert pr["ledger_ids"] and all(i in pr["body"] for i in pr["ledger_ids"])  # the run's evidence
+    searched = [e["payload"] for e in services.runner().runs.events(run.id) if e["kind"] == "tool"]
+    ends = [p for p in searched if p["tool"] == "code.search" and p["phase"] == "end"]
+    assert ends and ends[0]["files"] > 0  # the repository was indexed into retrieval and searched
     prompt = model.prompts[0]
     assert "shelfkit/pricing.py" in prompt and "test_apply_discount_takes_the_percent_off" in prompt
     kinds = {e.kind for e in services.ledger.entries(tenant="acme", limit=100)}

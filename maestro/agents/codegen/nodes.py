@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 
 from maestro.agents.codegen.state import CodegenState
 from maestro.agents.repo.context import mentioned_paths, pick_files
+from maestro.agents.repo.search import related_files
 from maestro.agents.repo.steps import (
     ask_approval,
     generate,
@@ -56,7 +57,8 @@ async def edit(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, A
     tests = state.get("tests") or state["baseline"]
     failures = tests.get("failures", [])
     query = state["task"] + "\n" + "\n".join(mentioned_paths(failures))
-    files = await asyncio.to_thread(pick_files, worktree, query, mentioned_paths(failures))
+    ranked = await related_files(ctx, worktree, query)
+    files = await asyncio.to_thread(pick_files, worktree, query, mentioned_paths(failures), ranked=ranked)
     user = load("codegen_edit_user").render(
         task=state["task"], files=files, tests=tests, feedback=state.get("feedback")
     )

@@ -1,8 +1,8 @@
 """Which files a repository workcell shows the model: the ones the task and the failing tests point at.
 
 Scores are word overlap between the task (plus the failing tests' names and messages) and each file's
-path and text, with a bonus for files a failing test's traceback or node id names. Cheap and
-deterministic; good enough for small and mid-size repositories.
+path and text, with a bonus for files a failing test's traceback or node id names, and a larger one for
+the files a code search over the repository (retrieval: dense + sparse) ranked for the query.
 """
 
 from __future__ import annotations
@@ -29,11 +29,19 @@ def _words(text: str) -> set[str]:
 
 
 def pick_files(
-    worktree: Worktree, query: str, mentioned: Iterable[str] = (), *, limit: int = 6
+    worktree: Worktree,
+    query: str,
+    mentioned: Iterable[str] = (),
+    *,
+    limit: int = 6,
+    ranked: Sequence[str] = (),
 ) -> list[dict[str, str]]:
-    """Up to ``limit`` source files as ``{"path", "text"}``, most relevant first, within a size budget."""
+    """Up to ``limit`` source files as ``{"path", "text"}``, most relevant first, within a size budget.
+
+    ``ranked``: files a code search found for the query, best first; they score above word overlap."""
     wanted = _words(query)
     named = list(mentioned)
+    search_bonus = {path: 20.0 * (len(ranked) - i) / max(1, len(ranked)) for i, path in enumerate(ranked)}
     scored: list[tuple[float, str, str]] = []
     for path in repository_files(worktree):
         if not path.endswith((".py", ".md", ".rst", ".toml", ".cfg", ".txt")):
@@ -43,7 +51,7 @@ def pick_files(
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         overlap = len(wanted & _words(path + "\n" + text))
-        bonus = 10.0 * sum(1 for n in named if path in n or _module(path) in n)
+        bonus = 10.0 * sum(1 for n in named if path in n or _module(path) in n) + search_bonus.get(path, 0.0)
         if overlap or bonus:
             scored.append((overlap + bonus + (0.5 if path.endswith(".py") else 0.0), path, text))
     scored.sort(key=lambda item: (-item[0], item[1]))
