@@ -18,7 +18,7 @@ from langgraph.graph import START, StateGraph
 from maestro.agents.codegen import nodes
 from maestro.agents.codegen.state import CodegenState
 from maestro.agents.repo.edges import after_round, wire_review
-from maestro.agents.repo.state import fresh_fields
+from maestro.agents.repo.state import fresh_fields, shared_output
 from maestro.agents.runtime.context import RunContext
 from maestro.agents.runtime.registry import Workcell
 from maestro.core.errors import InvalidRequest
@@ -66,18 +66,10 @@ def initial_state(payload: Mapping[str, Any]) -> dict[str, Any]:
 def output(state: Mapping[str, Any]) -> dict[str, Any]:
     tests = state.get("tests") or {}
     baseline = state.get("baseline") or {}
-    worktree = state.get("worktree") or {}
     return {
-        "status": state.get("status", ""),
-        "summary": state.get("summary", ""),
-        "pr": state.get("pr"),
-        "branch": worktree.get("branch"),
-        "rounds": state.get("rounds", 0),
+        **shared_output(state),
         "tests_before": {k: baseline.get(k) for k in ("status", "passed", "failed", "mode")},
         "tests_after": {k: tests.get(k) for k in ("status", "passed", "failed", "mode")} if tests else None,
-        "diff": state.get("diff", ""),
-        "findings": state.get("findings", []),
-        "decisions": state.get("decisions", []),
     }
 
 

@@ -19,7 +19,7 @@ from langgraph.graph import START, StateGraph
 from maestro.agents.docs import nodes
 from maestro.agents.docs.state import DocsState
 from maestro.agents.repo.edges import after_round, wire_review
-from maestro.agents.repo.state import fresh_fields
+from maestro.agents.repo.state import fresh_fields, shared_output
 from maestro.agents.runtime.context import RunContext
 from maestro.agents.runtime.registry import Workcell
 from maestro.core.errors import InvalidRequest
@@ -69,19 +69,11 @@ def initial_state(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def output(state: Mapping[str, Any]) -> dict[str, Any]:
-    worktree = state.get("worktree") or {}
     examples = state.get("examples") or {}
     return {
-        "status": state.get("status", ""),
-        "summary": state.get("summary", ""),
-        "pr": state.get("pr"),
-        "branch": worktree.get("branch"),
+        **shared_output(state),
         "page": state.get("page"),
-        "rounds": state.get("rounds", 0),
         "examples": {k: examples.get(k) for k in ("status", "passed", "failed")} if examples else None,
-        "diff": state.get("diff", ""),
-        "findings": state.get("findings", []),
-        "decisions": state.get("decisions", []),
     }
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from maestro.agents.runtime.state import BaseState
 
-__all__ = ["RepoState", "fresh_fields"]
+__all__ = ["RepoState", "fresh_fields", "shared_output"]
 
 
 class RepoState(BaseState, total=False):
@@ -40,4 +41,19 @@ def fresh_fields() -> dict[str, Any]:
         "pr": None,
         "status": "",
         "summary": "",
+    }
+
+
+def shared_output(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The output fields every repository workcell reports (each adds its own)."""
+    worktree = state.get("worktree") or {}
+    return {
+        "status": state.get("status", ""),
+        "summary": state.get("summary", ""),
+        "pr": state.get("pr"),
+        "branch": worktree.get("branch"),
+        "rounds": state.get("rounds", 0),
+        "diff": state.get("diff", ""),
+        "findings": state.get("findings", []),
+        "decisions": state.get("decisions", []),
     }

@@ -17,7 +17,7 @@ from typing import Any
 from langgraph.graph import START, StateGraph
 
 from maestro.agents.repo.edges import after_round, wire_review
-from maestro.agents.repo.state import fresh_fields
+from maestro.agents.repo.state import fresh_fields, shared_output
 from maestro.agents.runtime.context import RunContext
 from maestro.agents.runtime.registry import Workcell
 from maestro.agents.testgen import nodes
@@ -65,23 +65,15 @@ def initial_state(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def output(state: Mapping[str, Any]) -> dict[str, Any]:
-    worktree = state.get("worktree") or {}
     baseline = (state.get("baseline") or {}).get("coverage")
     after = (state.get("after") or {}).get("coverage")
     return {
-        "status": state.get("status", ""),
-        "summary": state.get("summary", ""),
-        "pr": state.get("pr"),
-        "branch": worktree.get("branch"),
+        **shared_output(state),
         "test_path": state.get("test_path"),
-        "rounds": state.get("rounds", 0),
         "kept": state.get("kept", []),
         "dropped": state.get("dropped", []),
         "coverage_before": {k: baseline[k] for k in ("lines", "branches")} if baseline else None,
         "coverage_after": {k: after[k] for k in ("lines", "branches")} if after else None,
-        "diff": state.get("diff", ""),
-        "findings": state.get("findings", []),
-        "decisions": state.get("decisions", []),
     }
 
 
