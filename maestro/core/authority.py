@@ -46,6 +46,7 @@ class Authority:
     budget_usd: float | None = None
     expires_at: datetime | None = None
     run_id: str | None = None
+    pinned_model: str | None = None  # every model call goes to this deployment (needs router:override)
 
     @property
     def tenant(self) -> str:

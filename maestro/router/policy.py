@@ -32,6 +32,7 @@ from maestro.router.weights import TASK_CLASSES, Weights
 
 POLICY_REVISION = "route-v1"
 OVERRIDE_SCOPE = "router:override"
+EVAL_PIN_SCOPE = "eval:run"  # an authority pinned to a model by the eval harness (``Authority.pinned_model``)
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,24 @@ class RouteRequest:
     def for_authority(
         cls, authority: Authority, *, task: str, messages: list[Message], **kw: Any
     ) -> RouteRequest:
-        """A request on behalf of a run's authority (tenant, principal, scopes, clearance from it)."""
+        """A request on behalf of a run's authority (tenant, principal, scopes, clearance from it).
+
+        An authority pinned to a model (the eval harness pins each run to the model under test) routes
+        every request to it as an override, unless the caller names a model itself."""
+        scopes = authority.scopes
+        if authority.pinned_model and "model" not in kw:
+            kw.update(
+                model=authority.pinned_model,
+                override_reason=f"pinned to {authority.pinned_model} by {authority.principal.name}",
+            )
+            if EVAL_PIN_SCOPE in scopes:  # the harness measures a model: a pin, not a user's override
+                scopes = scopes | {OVERRIDE_SCOPE}
         return cls(
             task=task,
             messages=messages,
             tenant=authority.tenant,
             principal=authority.principal.name,
-            scopes=authority.scopes,
+            scopes=scopes,
             clearance=authority.clearance,
             **kw,
         )

@@ -138,6 +138,7 @@ def authority_snapshot(authority: Authority) -> dict[str, Any]:
         "scopes": sorted(authority.scopes),
         "clearance": authority.clearance,
         "budget_usd": authority.budget_usd,
+        "pinned_model": authority.pinned_model,
     }
 
 
@@ -156,6 +157,7 @@ def authority_from_snapshot(snapshot: Mapping[str, Any], run_id: str) -> Authori
         clearance=snapshot.get("clearance", "internal"),
         budget_usd=snapshot.get("budget_usd"),
         run_id=run_id,
+        pinned_model=snapshot.get("pinned_model"),
     )
 
 
