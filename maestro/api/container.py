@@ -32,6 +32,8 @@ from maestro.tools.pii.quick import QuickRedactor
 if TYPE_CHECKING:
     from maestro.agents.repo.tooling import RepoTools
     from maestro.agents.runtime.runner import WorkcellRunner
+    from maestro.core.authority import Authority
+    from maestro.evals.runner import EvalRunner
     from maestro.retrieval.answer import RagService
     from maestro.retrieval.factory import RetrievalStack
     from maestro.retrieval.ingest import Ingestor
@@ -221,6 +223,46 @@ class Services:
             record=record,
             tools=self.workcell_tools(),
         )
+
+    def eval_authority(self, tenant: str | None = None) -> Authority:
+        """The eval harness's own principal: a bot (roles ``bot`` + ``mlops``, so ``eval:run`` but never
+        ``eval:approve``) in ``tenant``. It opens weights PRs; a human approves and merges them."""
+        from maestro.core.authority import Authority, Principal
+        from maestro.core.roles import scopes_for
+
+        scopes = scopes_for(["bot", "mlops"], kind="bot")
+        principal = Principal(
+            id="eval-harness",
+            tenant=tenant or self.settings.default_tenant,
+            name="eval-harness",
+            kind="bot",
+            roles=("bot", "mlops"),
+            scopes=scopes,
+        )
+        return Authority(principal=principal, scopes=scopes, clearance="internal")
+
+    def eval_runner(self, authority: Authority) -> EvalRunner:
+        """The eval runner under ``authority`` with every service a suite may need (opened lazily)."""
+        from functools import cache
+
+        from maestro.evals.humaneval import LIMITS
+        from maestro.evals.runner import EvalRunner
+        from maestro.evals.store import EvalStore
+        from maestro.evals.suites import EvalEnv
+        from maestro.tools.sandbox import Sandbox, SandboxConfig
+
+        hidden = (*SandboxConfig().hidden, self.settings.data_dir.resolve())
+        env = EvalEnv(
+            settings=self.settings,
+            router=self.router,
+            authority=authority,
+            runner=cache(self.runner),
+            rag=cache(self.rag),
+            graph_backend=self.graph,
+            graph_catalog=self.graph_catalog,
+            sandbox=cache(lambda: Sandbox(SandboxConfig(limits=LIMITS, hidden=hidden))),
+        )
+        return EvalRunner(env, EvalStore(self.engine), record=self.record)
 
     def dispatcher(self, *, background: bool = False) -> RunDispatcher:
         """How queued runs execute: on Celery workers when MAESTRO_BROKER_URL is set (its configuration is

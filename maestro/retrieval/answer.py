@@ -81,6 +81,7 @@ class RagAnswer:
     decision_id: str
     flagged: list[str] = field(default_factory=list)  # chunk ids kept out of the prompt (or quoted)
     prompt_refs: list[str] = field(default_factory=list)
+    cost_usd: float = 0.0  # what the model call cost (not part of the JSON shape)
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md shape of ``maestro rag query --json``."""
@@ -165,7 +166,7 @@ class RagService:
             self._ledger(authority, query, result)
             return result
         sources = prompt_sources([h for h, _ in usable], untrusted=[s for _, s in usable])
-        raw, model, decision_id, refs = await self._generate(authority, query, sources)
+        raw, model, decision_id, refs, cost = await self._generate(authority, query, sources)
         verified = await asyncio.to_thread(
             partial(self.verifier.verify, parse_answer(raw), sources, question=query.question)
         )
@@ -177,13 +178,14 @@ class RagService:
             decision_id=decision_id,
             flagged=flagged,
             prompt_refs=refs,
+            cost_usd=cost,
         )
         self._ledger(authority, query, result)
         return result
 
     async def _generate(
         self, authority: Authority, query: RagQuery, sources: list[PromptSource]
-    ) -> tuple[str, str, str, list[str]]:
+    ) -> tuple[str, str, str, list[str], float]:
         user_prompt = load_prompt("rag_answer_user")
         user = user_prompt.render(sources=sources, question=query.question)
         pii = any(s.hit.chunk.pii for s in sources)
@@ -222,7 +224,7 @@ class RagService:
         else:
             completion = await self.router.complete(plain)
         refs = [system_ref, user_prompt.ref]
-        return completion.text, completion.model, completion.decision.id, refs
+        return completion.text, completion.model, completion.decision.id, refs, completion.cost_usd
 
     def _wants_structured(self, plain: RouteRequest) -> bool:
         """Structured output when the model the router would pick supports a JSON schema.

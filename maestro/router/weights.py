@@ -123,3 +123,40 @@ def parse_weights(
             for t, c in spec.task_classes.items()
         },
     )
+
+
+WEIGHTS_HEADER = """\
+# Routing weights: expected quality (0-1) per task class and deployment, with the samples and the
+# interval behind each estimate. The router picks the cheapest eligible deployment whose quality meets
+# the task class's floor (or the best within cost_ceiling_usd when set). Models without an entry get
+# `prior`. Rewritten by `maestro router fit` / `maestro eval propose-weights` from eval results
+# (samples > 0); entries with samples: 0 are hand-set priors.
+"""
+
+
+def dump_weights(weights: Weights, *, header: str = WEIGHTS_HEADER) -> str:
+    """The weights as YAML in this file's own layout (one line per model), parseable by ``parse_weights``.
+
+    Numbers are written with three decimals, rounded so that ``low <= quality <= high`` still holds."""
+    lines = [header.rstrip("\n"), f'version: "{weights.version}"', f"prior: {weights.prior:.2f}", ""]
+    lines.append("task_classes:")
+    for task, floor in weights.floors.items():
+        lines.append(f"  {task}:")
+        lines.append(f"    floor: {floor:.2f}")
+        ceiling = weights.cost_ceilings.get(task)
+        if ceiling is not None:
+            lines.append(f"    cost_ceiling_usd: {ceiling}")
+        models = weights.estimates.get(task, {})
+        if not models:
+            lines.append("    models: {}")
+            continue
+        lines.append("    models:")
+        for model, est in models.items():
+            quality = round(est.quality, 3)
+            low = min(round(est.interval[0], 3), quality)
+            high = max(round(est.interval[1], 3), quality)
+            lines.append(
+                f"      {model}: {{quality: {quality:.3f}, samples: {est.samples}, "
+                f"interval: [{low:.3f}, {high:.3f}]}}"
+            )
+    return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from maestro.api.cli import (
+    eval_commands,
     governance_commands,
     graph_commands,
     graphdb_commands,
@@ -27,6 +28,7 @@ from maestro.api.cli.output import emit_json, err_console, reported, write_text
 
 __all__ = [
     "app",
+    "eval_commands",
     "governance_commands",
     "graph_commands",
     "graphdb_commands",

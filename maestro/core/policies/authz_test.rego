@@ -318,6 +318,17 @@ test_human_merges_with_repo_merge_only if {
 	denied_because(d, "missing scope 'repo:merge' for tool 'pr.merge'")
 }
 
+test_routing_weights_prs_need_eval_approve if {
+	weights := {"repo": "acme/config", "pr": "pr_1", "labels": ["routing-weights", "eval"]}
+	allowed(tool(user("acme", ["repo:merge", "eval:approve"]), "pr.merge", weights, {}))
+	allowed(tool(user("acme", ["eval:approve"]), "pr.review", weights, {}))
+	d := tool(user("acme", ["repo:merge"]), "pr.merge", weights, {})
+	denied_because(d, "approving or merging a routing-weights pull request needs the 'eval:approve' scope")
+	d2 := tool(user("acme", []), "pr.review", weights, {})
+	denied_because(d2, "approving or merging a routing-weights pull request needs the 'eval:approve' scope")
+	allowed(tool(user("acme", ["repo:merge"]), "pr.merge", {"repo": "acme/app", "pr": "pr_2", "labels": ["codegen"]}, {}))
+}
+
 test_only_humans_review_and_close_pull_requests if {
 	allowed(tool(user("acme", []), "pr.review", {"repo": "acme/app", "pr": "pr_1"}, {}))
 	d := tool(bot("acme", ["repo:propose"]), "pr.review", {"repo": "acme/app", "pr": "pr_1"}, {})

@@ -126,6 +126,18 @@ deny contains "bots may only push branches under 'maestro/'" if {
 	not startswith(args.branch, "maestro/")
 }
 
+# -- routing-weights pull requests: ML ops sign off ---------------------------------------------------------
+
+# A routing-weights PR (label "routing-weights", opened by the eval harness) changes where every request
+# is routed: approving or merging one also needs eval:approve (a human-only scope).
+weights_pr if "routing-weights" in object.get(args, "labels", [])
+
+deny contains "approving or merging a routing-weights pull request needs the 'eval:approve' scope" if {
+	tool in {"pr.review", "pr.merge"}
+	weights_pr
+	not "eval:approve" in data.authz.principal_scopes
+}
+
 # -- http.fetch / url.fetch: https URLs of allow-listed hosts only --------------------------------------------
 
 hosts_allowed contains lower(host) if some host in input.context.hosts_allowed

@@ -56,7 +56,10 @@ class PRGuard:
     def check_human(self, authority: Authority, tool: str, pr: PullRequest) -> None:
         """``pr.review``/``pr.merge``/``pr.close``: policy (scope, human only), then the port's bot check."""
         self._authorizer.guard_tool(
-            authority, tool, {"repo": pr.repo, "pr": pr.id}, context={"default_branch": pr.base}
+            authority,
+            tool,
+            {"repo": pr.repo, "pr": pr.id, "labels": list(pr.labels)},
+            context={"default_branch": pr.base},
         )
         if authority.is_bot:
             self._refuse(authority, tool, "bots only open pull requests: they never review, merge or close")

@@ -1,0 +1,356 @@
+"""``maestro eval run|report|propose-weights|weekly|runs|datasets``: the eval harness for ML ops.
+
+The harness acts as its own bot principal (``Services.eval_authority``: ``eval:run``, never
+``eval:approve``), so the weights PRs it opens need a human with ``eval:approve`` to merge. Results,
+reports and proposals are per tenant (``--tenant``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from maestro.api.cli.common import JsonOpt, TenantOpt, app, services_for, settings_from_env
+from maestro.api.cli.output import emit_json, err_console, reported, write_text
+
+if TYPE_CHECKING:
+    from maestro.api.container import Services
+    from maestro.core.settings import Settings
+    from maestro.evals.propose import Proposal
+    from maestro.evals.runner import Progress
+
+eval_app = typer.Typer(
+    help="Evals: run suites per model, report, and propose routing weights.", no_args_is_help=True
+)
+app.add_typer(eval_app, name="eval")
+
+SuiteOpt = Annotated[str, typer.Option("--suite", help="A suite or dataset name (`maestro eval datasets`).")]
+ModelsOpt = Annotated[
+    str | None,
+    typer.Option("--models", help="Comma-separated deployments (default MAESTRO_EVAL_MODELS or all)."),
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Items per dataset (default: all).")]
+
+
+@eval_app.command("datasets")
+def eval_datasets(as_json: JsonOpt = False) -> None:
+    """The versioned datasets and suites, with each file's current hash checked against the manifest."""
+    from maestro.evals.data import content_sha256, load_manifest
+
+    with reported(as_json=as_json):
+        manifest = load_manifest()
+        rows = []
+        for ds in manifest.datasets.values():
+            current = content_sha256(ds)
+            rows.append(
+                {
+                    "name": ds.name,
+                    "task_class": ds.task_class,
+                    "kind": ds.kind,
+                    "version": ds.version,
+                    "items": ds.items,
+                    "sha256": ds.sha256,
+                    "current_sha256": current,
+                    "ok": current == ds.sha256,
+                    "description": ds.description,
+                }
+            )
+    if as_json:
+        emit_json(
+            {
+                "version": manifest.version,
+                "datasets": rows,
+                "suites": {k: list(v) for k, v in manifest.suites.items()},
+            }
+        )
+        return
+    for row in rows:
+        mark = "[green]ok[/]" if row["ok"] else "[red]CHANGED[/]"
+        err_console.print(
+            f"[bold]{row['name']}[/]  {row['task_class']}  v{row['version']}  {row['items']} items  {mark}  "
+            f"[dim]{escape(str(row['description']))}[/]",
+            highlight=False,
+        )
+    for suite, names in manifest.suites.items():
+        err_console.print(f"suite [bold]{suite}[/]: {', '.join(names)}", highlight=False)
+
+
+@eval_app.command("run")
+def eval_run(
+    suite: SuiteOpt = "weekly",
+    models: ModelsOpt = None,
+    limit: LimitOpt = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Items at once.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Resume an interrupted eval run by id.")
+    ] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every (item, model) pair of a suite through its real path, the route pinned to each model."""
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        services = services_for(settings)
+        try:
+            runner = services.eval_runner(services.eval_authority(tenant))
+            chosen = _models(services, settings, models) if resume is None else []
+            with _bar(as_json) as progress:
+                summary = asyncio.run(
+                    runner.run(
+                        suite,
+                        chosen,
+                        run_id=resume,
+                        limit=limit if limit is not None else settings.eval_limit,
+                        concurrency=concurrency or settings.eval_concurrency,
+                        progress=progress,
+                    )
+                )
+            rows = runner.store.results(runner.env.authority.tenant, summary.run.id)
+        finally:
+            services.close()
+    if as_json:
+        emit_json({**summary.to_dict(), "results": len(rows)})
+        return
+    err_console.print(
+        f"eval run [bold]{summary.run.id}[/] {summary.run.status}: {summary.pairs} pairs "
+        f"({summary.ran} run now, {summary.unmeasured} unmeasured); "
+        f"`maestro eval report --run {summary.run.id}`",
+        highlight=False,
+    )
+
+
+@eval_app.command("runs")
+def eval_runs(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """The tenant's eval runs, newest first."""
+    from maestro.evals.store import EvalStore
+
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        services = services_for(settings)
+        try:
+            found = EvalStore(services.engine).list_runs(services.eval_authority(tenant).tenant)
+        finally:
+            services.close()
+    if as_json:
+        emit_json({"runs": [r.to_dict() for r in found]})
+        return
+    for run in found:
+        err_console.print(
+            f"[bold]{run.id}[/]  {run.status:<8}  {run.suite}  {', '.join(run.models)}  "
+            f"[dim]{run.started_at:%Y-%m-%d %H:%M}[/]",
+            highlight=False,
+        )
+
+
+@eval_app.command("report")
+def eval_report(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Eval run id (default: the latest finished).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Directory for the .md and .html.")] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the run's report (Markdown + self-contained HTML) and print the Markdown."""
+    from maestro.core.errors import NotFound
+    from maestro.evals.report import build_report
+    from maestro.evals.store import EvalStore
+
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        services = services_for(settings)
+        try:
+            store = EvalStore(services.engine)
+            t = services.eval_authority(tenant).tenant
+            run = store.get_run(t, run_id) if run_id else store.latest_finished(t)
+            if run is None:
+                raise NotFound(f"tenant {t!r} has no finished eval run: run `maestro eval run` first")
+            previous = store.previous_finished(t, run)
+            report = build_report(
+                run, store.results(t, run.id), (previous, store.results(t, previous.id)) if previous else None
+            )
+            md, page = report.write(out or _report_dir(settings))
+        finally:
+            services.close()
+    if as_json:
+        emit_json({**report.to_dict(), "markdown": str(md), "html": str(page)})
+        return
+    write_text(report.markdown())
+    err_console.print(f"wrote {md} and {page}", highlight=False)
+
+
+@eval_app.command("propose-weights")
+def eval_propose_weights(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Eval run id (default: the latest finished).")
+    ] = None,
+    open_pr: Annotated[bool, typer.Option("--open-pr", help="Open (or update) the weights PR.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff; write nothing.")] = False,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """New weights from the eval results when they moved beyond their intervals: a PR or the local file."""
+    from maestro.core.errors import NotFound
+    from maestro.evals.propose import WeightsTarget, propose_weights
+    from maestro.evals.store import EvalStore
+
+    if open_pr and dry_run:
+        raise typer.BadParameter("--open-pr and --dry-run exclude each other")
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        services = services_for(settings)
+        try:
+            authority = services.eval_authority(tenant)
+            store = EvalStore(services.engine)
+            run = (
+                store.get_run(authority.tenant, run_id) if run_id else store.latest_finished(authority.tenant)
+            )
+            if run is None:
+                raise NotFound(
+                    f"tenant {authority.tenant!r} has no finished eval run: run `maestro eval run` first"
+                )
+            proposal = propose_weights(
+                settings=settings,
+                authority=authority,
+                catalog=services.router.catalog,
+                rows=store.results(authority.tenant, run.id),
+                eval_runs=[run.id],
+                target=WeightsTarget.from_settings(settings),
+                dry_run=dry_run,
+                open_pr=open_pr,
+                pr_tools=services.repo_tools(),
+                record=services.record,
+                min_samples=settings.eval_min_samples,
+            )
+        finally:
+            services.close()
+    _print_proposal(proposal, as_json)
+
+
+@eval_app.command("weekly")
+def eval_weekly(
+    suite: Annotated[str | None, typer.Option("--suite", help="Default MAESTRO_EVAL_SUITE.")] = None,
+    models: ModelsOpt = None,
+    limit: LimitOpt = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One weekly cycle now: run the suite, write the report, propose the weights (what the schedule runs)."""
+    settings = settings_from_env()
+    with reported(as_json=as_json):
+        services = services_for(settings)
+        try:
+            with _bar(as_json) as progress:
+                result = asyncio.run(
+                    run_cycle(
+                        services, settings, tenant, suite=suite, models=models, limit=limit, progress=progress
+                    )
+                )
+        finally:
+            services.close()
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    err_console.print(f"report: {result.report_md} and {result.report_html}", highlight=False)
+    if result.regressions:
+        err_console.print(f"[red]regressions[/]: {', '.join(result.regressions)}", highlight=False)
+    if result.proposal is not None:
+        _print_proposal(result.proposal, False)
+
+
+async def run_cycle(
+    services: Services,
+    settings: Settings,
+    tenant: str | None,
+    *,
+    suite: str | None = None,
+    models: str | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> Any:
+    """The weekly cycle with this deployment's settings (the CLI, the in-process schedule and Celery)."""
+    from maestro.evals.propose import WeightsTarget
+    from maestro.evals.weekly import weekly_cycle
+
+    runner = services.eval_runner(services.eval_authority(tenant))
+    return await weekly_cycle(
+        runner,
+        suite=suite or settings.eval_suite,
+        models=_models(services, settings, models),
+        report_dir=_report_dir(settings),
+        target=WeightsTarget.from_settings(settings),
+        pr_tools=services.repo_tools(),
+        limit=limit if limit is not None else settings.eval_limit,
+        concurrency=settings.eval_concurrency,
+        min_samples=settings.eval_min_samples,
+        progress=progress,
+    )
+
+
+def _models(services: Services, settings: Settings, models: str | None) -> list[str]:
+    text = models if models is not None else settings.eval_models
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    return names or [d.name for d in services.router.catalog.all()]
+
+
+def _report_dir(settings: Settings) -> Path:
+    return settings.eval_report_dir or settings.data_dir / "reports"
+
+
+def _print_proposal(proposal: Proposal, as_json: bool) -> None:
+    if as_json:
+        emit_json(proposal.to_dict())
+        return
+    for change in proposal.changes:
+        tag = "[bold green]change[/]" if change.significant else "[dim]noise[/]"
+        err_console.print(
+            f"{tag}  {change.task} / {change.model}: {change.old.quality:.3f} ({change.old.samples}) -> "
+            f"{change.new.quality:.3f} ({change.new.samples})  [dim]{escape(change.why)}[/]",
+            highlight=False,
+        )
+    for impact in proposal.impacts:
+        if impact.moved:
+            err_console.print(
+                f"routes {impact.task}: {impact.old_model} -> {impact.new_model}"
+                + (f" ({impact.cost_change:+.1%} per call)" if impact.cost_change is not None else ""),
+                highlight=False,
+            )
+    for note in proposal.notes:
+        err_console.print(note, highlight=False)
+    if proposal.changed and proposal.pr is None and proposal.written is None:
+        write_text(proposal.diff)
+    if proposal.pr is not None:
+        err_console.print(
+            f"weights PR [bold]{proposal.pr['id']}[/] ({proposal.pr['branch']})", highlight=False
+        )
+    if proposal.written is not None:
+        err_console.print(f"wrote {proposal.written}", highlight=False)
+
+
+@contextmanager
+def _bar(as_json: bool) -> Iterator[Progress]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("[bold]eval[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+        disable=as_json or not err_console.is_terminal,
+    )
+    task = bar.add_task("", total=None)
+
+    def progress(label: str, done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total, description=label)
+
+    with bar:
+        yield progress
