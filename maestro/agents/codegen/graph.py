@@ -1,9 +1,9 @@
 """The codegen workcell's graph::
 
-    START -> prepare -> edit -> apply -> verify -> guard -> [approve] -> open_pr -> END
-                         ^       |         |          \\-> END (no change, or secrets/PII refused)
-                         +-------+---------+  repair rounds (the failure goes back to the model)
-                                 \\---------+-> stop -> END   (rounds used up: no PR, says why)
+    START -> prepare -> plan -> edit -> apply -> verify -> guard -> [approve] -> open_pr -> END
+                                 ^       |         |          \\-> END (no change, or secrets/PII refused)
+                                 +-------+---------+  repair rounds (the failure goes back to the model)
+                                         \\---------+-> stop -> END   (rounds used up: no PR, says why)
 
 Input: ``{"repo": "<path or URL>", "task": "<what to do>", "base": optional ref, "test_args": [...]}``.
 """
@@ -28,10 +28,11 @@ MAX_TASK_CHARS = 20_000
 
 def build() -> StateGraph[Any, Any, Any, Any]:
     graph: StateGraph[Any, Any, Any, Any] = StateGraph(CodegenState, context_schema=RunContext)
-    for name in ("prepare", "edit", "apply", "verify", "guard", "approve", "open_pr", "stop"):
+    for name in ("prepare", "plan", "edit", "apply", "verify", "guard", "approve", "open_pr", "stop"):
         graph.add_node(name, getattr(nodes, name))
     graph.add_edge(START, "prepare")
-    graph.add_edge("prepare", "edit")
+    graph.add_edge("prepare", "plan")
+    graph.add_edge("plan", "edit")
     graph.add_edge("edit", "apply")
     graph.add_conditional_edges("apply", after_round("verify", retry="edit"), ["verify", "edit", "stop"])
     graph.add_conditional_edges("verify", after_round("guard", retry="edit"), ["guard", "edit", "stop"])
@@ -60,6 +61,7 @@ def initial_state(payload: Mapping[str, Any]) -> dict[str, Any]:
         "base": base,
         "test_args": test_args,
         "applied": None,
+        "plan": None,
     }
 
 
@@ -68,6 +70,7 @@ def output(state: Mapping[str, Any]) -> dict[str, Any]:
     baseline = state.get("baseline") or {}
     return {
         **shared_output(state),
+        "plan": state.get("plan"),
         "tests_before": {k: baseline.get(k) for k in ("status", "passed", "failed", "mode")},
         "tests_after": {k: tests.get(k) for k in ("status", "passed", "failed", "mode")} if tests else None,
     }

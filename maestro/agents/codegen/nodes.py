@@ -1,11 +1,14 @@
 """The codegen workcell's nodes.
 
-``prepare`` opens the run's worktree and runs the tests as they are; ``edit`` asks the model for
-SEARCH/REPLACE edits (seeing the task, the relevant files, the failing tests and, on a repair round, why
-the last round failed); ``apply`` applies them all-or-nothing under the edit policy (tests, test config,
-CI config and the verifier are protected); ``verify`` runs the tests again in
-the sandbox; ``guard`` scans the diff's added lines for secrets and PII; ``approve`` (when configured)
-asks a human; ``open_pr`` commits and opens the pull request once; ``stop`` explains why there is none.
+``prepare`` opens the run's worktree and runs the tests as they are; ``plan`` asks the model (once per
+run) for a few steps and the files they involve, from the task, the repository's file list and the
+failing tests (an unreadable plan falls back to the task); ``edit`` asks the model for SEARCH/REPLACE
+edits (seeing the task, the plan, the files the plan names and a code search finds, the failing tests
+and, on a repair round, why the last round failed); ``apply`` applies them all-or-nothing under the
+edit policy (tests, test config, CI config and the verifier are protected); ``verify`` runs the tests
+again in the sandbox; ``guard`` scans the diff's added lines for secrets and PII; ``approve`` (when
+configured) asks a human; ``open_pr`` commits and opens the pull request once; ``stop`` explains why
+there is none.
 """
 
 from __future__ import annotations
@@ -15,27 +18,33 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from maestro.agents.codegen.plan import PLAN_SCHEMA, Plan, parse_plan
 from maestro.agents.codegen.state import CodegenState
 from maestro.agents.repo.context import mentioned_paths, pick_files
 from maestro.agents.repo.search import related_files
 from maestro.agents.repo.steps import (
     ask_approval,
     generate,
+    json_schema_format,
     open_pull_request,
     open_worktree,
     repo_tools,
     review_diff,
     run_tests,
+    wants_json_schema,
 )
 from maestro.agents.runtime.context import RunContext
 from maestro.prompts.templates import load
 from maestro.tools.edits import EditPolicy, EditRejected, apply_edits
-from maestro.tools.workspace import Worktree
+from maestro.tools.workspace import Worktree, repository_files
 
-__all__ = ["apply", "approve", "edit", "guard", "open_pr", "prepare", "stop", "verify"]
+__all__ = ["apply", "approve", "edit", "guard", "open_pr", "plan", "prepare", "stop", "verify"]
 
 WORKCELL = "codegen"
+TASK = "codegen.edit"  # the plan is part of making the edit: it is routed (and weighted) the same way
 EDIT_MAX_TOKENS = 2_048
+PLAN_MAX_TOKENS = 512
+PLAN_MAX_LISTED = 300  # repository files listed in the plan prompt
 
 
 def _worktree(state: CodegenState) -> Worktree:
@@ -51,20 +60,57 @@ async def prepare(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str
     return {"worktree": worktree.to_record(), "baseline": baseline}
 
 
+async def plan(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """The task, the repository's files and the failing tests -> a few steps and the files involved."""
+    ctx = runtime.context
+    worktree = _worktree(state)
+    paths = await asyncio.to_thread(repository_files, worktree)
+    shown = paths[:PLAN_MAX_LISTED]
+    system = load("codegen_plan_system").render()
+    user = load("codegen_plan_user").render(
+        task=state["task"], files=shown, more=len(paths) - len(shown), tests=state["baseline"]
+    )
+    structured = wants_json_schema(ctx, task=TASK, system=system, user=user)
+    reply, recorded = await generate(
+        ctx,
+        task=TASK,
+        system=system,
+        user=user,
+        max_tokens=PLAN_MAX_TOKENS,
+        decisions=state.get("decisions", []),
+        response_format=json_schema_format("codegen_plan", PLAN_SCHEMA) if structured else None,
+    )
+    made = parse_plan(reply, paths, state["task"])
+    event: dict[str, Any] = {
+        "parsed": made.source != "fallback",
+        "source": made.source,
+        "structured": structured,
+        "steps": list(made.steps),
+        "files": list(made.files),
+    }
+    if made.note:
+        event["note"] = made.note
+    ctx.emit("plan", event)
+    return {"plan": made.to_record(), **recorded}
+
+
 async def edit(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     worktree = _worktree(state)
     tests = state.get("tests") or state["baseline"]
     failures = tests.get("failures", [])
-    query = state["task"] + "\n" + "\n".join(mentioned_paths(failures))
+    made = Plan.from_record(state.get("plan") or {})
+    query = "\n".join([state["task"], *made.steps, *made.files, *mentioned_paths(failures)])
     ranked = await related_files(ctx, worktree, query)
-    files = await asyncio.to_thread(pick_files, worktree, query, mentioned_paths(failures), ranked=ranked)
+    files = await asyncio.to_thread(
+        pick_files, worktree, query, mentioned_paths(failures), ranked=ranked, planned=made.files
+    )
     user = load("codegen_edit_user").render(
-        task=state["task"], files=files, tests=tests, feedback=state.get("feedback")
+        task=state["task"], plan=made.text(), files=files, tests=tests, feedback=state.get("feedback")
     )
     reply, recorded = await generate(
         ctx,
-        task="codegen.edit",
+        task=TASK,
         system=load("codegen_edit_system").render(),
         user=user,
         max_tokens=EDIT_MAX_TOKENS,
@@ -126,6 +172,7 @@ async def open_pr(state: CodegenState, runtime: Runtime[RunContext]) -> dict[str
         why=_why(state),
         what=[f"changed `{p}`" for p in applied.get("changed", [])]
         + [f"created `{p}`" for p in applied.get("created", [])],
+        plan=_plan_lines(state),
         tests=tests,
         test_command="python -m pytest " + " ".join(state.get("test_args") or []),
         decisions=state.get("decisions", []),
@@ -168,3 +215,11 @@ def _why(state: CodegenState) -> str:
         passed = state["tests"]["passed"]
         return f"Before this change {baseline['failed']} test(s) failed; now all {passed} pass."
     return "Requested task; the repository's tests pass with the change."
+
+
+def _plan_lines(state: CodegenState) -> list[str]:
+    """The plan's steps for the PR body; a fallback plan says that it is one."""
+    made = Plan.from_record(state.get("plan") or {})
+    if made.source == "fallback":
+        return [f"(no plan could be read from the model's reply, so it worked from the task) {made.steps[0]}"]
+    return list(made.steps)

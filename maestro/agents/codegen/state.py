@@ -12,6 +12,7 @@ class CodegenState(RepoState, total=False):
     test_args: list[str]
 
     baseline: dict[str, Any]  # the tests before any change
+    plan: dict[str, Any] | None  # Plan.to_record(): steps, files, source (json | text | fallback), note
     files: list[dict[str, str]]  # the context the model saw last
     applied: dict[str, Any] | None  # the last EditReport
     tests: dict[str, Any]  # the tests after the last applied edits

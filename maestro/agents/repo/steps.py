@@ -17,6 +17,8 @@ from typing import Any
 
 from maestro.agents.repo.tooling import RepoTools
 from maestro.agents.runtime.context import RunContext
+from maestro.core.errors import MaestroError, NoEligibleModel
+from maestro.router.policy import RouteRequest
 from maestro.tools.prs.body import BodyInput, DecisionLine, TestResult, TestRun, render_body
 from maestro.tools.sandbox import SandboxResult, run_pytest
 from maestro.tools.workspace import Workspace, Worktree
@@ -26,12 +28,14 @@ __all__ = [
     "ask_approval",
     "generate",
     "guard_diff",
+    "json_schema_format",
     "open_pull_request",
     "open_worktree",
     "repo_tools",
     "review_diff",
     "run_tests",
     "test_summary",
+    "wants_json_schema",
 ]
 
 MAX_FAILURES = 10
@@ -155,6 +159,7 @@ async def open_pull_request(
     summary: str,
     why: str,
     what: Sequence[str],
+    plan: Sequence[str] = (),
     tests: Mapping[str, Any],
     test_command: str,
     decisions: Sequence[Mapping[str, Any]],
@@ -171,6 +176,7 @@ async def open_pull_request(
                 summary=summary,
                 why=why,
                 what=tuple(what),
+                plan=tuple(plan),
                 tests=(_tests_run(test_command, tests),),
                 decisions=tuple(
                     DecisionLine(
@@ -248,14 +254,28 @@ async def generate(
     user: str,
     max_tokens: int,
     decisions: Sequence[Mapping[str, Any]],
+    response_format: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """One routed generation (temperature 0): its text, and the state update recording the decision."""
-    result = await ctx.complete(
-        task=task,
-        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-        temperature=0.0,
-        max_tokens=max_tokens,
-    )
+    """One routed generation (temperature 0): its text, and the state update recording the decision.
+
+    With ``response_format`` (a JSON schema, see ``json_schema_format``) only deployments that support it
+    are eligible; when none is, the call is made without it (the caller parses text either way)."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": user},
+    ]
+    extra: dict[str, Any] = {}
+    if response_format is not None:
+        extra = {"requires_json": True, "response_format": dict(response_format)}
+    try:
+        result = await ctx.complete(
+            task=task, messages=messages, temperature=0.0, max_tokens=max_tokens, **extra
+        )
+    except NoEligibleModel:
+        if not extra:
+            raise
+        # no JSON-capable deployment is eligible right now: ask for text
+        result = await ctx.complete(task=task, messages=messages, temperature=0.0, max_tokens=max_tokens)
     decision = {
         "decision_id": result.decision.id,
         "task": task,
@@ -263,3 +283,29 @@ async def generate(
         "cost_usd": result.cost_usd,
     }
     return result.text, {"decisions": [*decisions, decision], "budget_used_usd": result.cost_usd}
+
+
+def json_schema_format(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenAI-style ``response_format`` asking for JSON that fits ``schema``."""
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema)}}
+
+
+def wants_json_schema(ctx: RunContext, *, task: str, system: str, user: str) -> bool:
+    """Whether the deployment the router would pick for this call takes a JSON schema.
+
+    Embedded local models (catalog tag ``local``) are asked for text: grammar-constrained JSON makes a
+    small model loop instead of answering (the same rule as the RAG answer's ``structured="auto"``).
+    Nothing is recorded by this peek; a routing error here means "no" (the real call raises it)."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": user},
+    ]
+    request = RouteRequest.for_authority(ctx.authority, task=task, messages=messages)
+    try:
+        chosen = ctx.router.decide(request, fresh_budget=False).chosen
+    except MaestroError:
+        return False
+    if chosen is None:
+        return False
+    deployment = ctx.router.catalog.get(chosen)
+    return deployment.supports_json_schema and "local" not in deployment.tags

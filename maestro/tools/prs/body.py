@@ -59,11 +59,12 @@ class DecisionLine:
 
 @dataclass(frozen=True, slots=True)
 class BodyInput:
-    """Everything a PR body says. ``what`` is a list of bullet points."""
+    """Everything a PR body says. ``what`` is a list of bullet points, ``plan`` numbered steps."""
 
     summary: str
     why: str
     what: tuple[str, ...] = ()
+    plan: tuple[str, ...] = ()
     tests: tuple[TestRun, ...] = ()
     decisions: tuple[DecisionLine, ...] = ()
     ledger_ids: tuple[str, ...] = ()
@@ -73,11 +74,15 @@ class BodyInput:
 
 
 def render_body(doc: BodyInput) -> str:
-    """The Markdown body: Summary, What, Why, Tests, Router decisions, Ledger (empty sections omitted)."""
+    """The Markdown body: Summary, What, Why, Plan, Tests, Router decisions, Ledger (empty sections
+    omitted)."""
     parts: list[str] = [f"## Summary\n\n{_block(doc.summary)}"]
     if doc.what:
         parts.append("## What\n\n" + "\n".join(f"- {_line(item)}" for item in doc.what))
     parts.append(f"## Why\n\n{_block(doc.why)}")
+    if doc.plan:
+        steps = "\n".join(f"{n}. {_line(step)}" for n, step in enumerate(doc.plan, start=1))
+        parts.append(f"## Plan\n\n{steps}")
     parts.append(_tests_section(doc.tests))
     if doc.decisions:
         parts.append(_decisions_section(doc.decisions))
