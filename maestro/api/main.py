@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -34,9 +35,19 @@ def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAP
             app.state.run_dispatcher = runs
             if isinstance(runs, InProcessDispatcher):
                 runs.start()
+        stop_schedule = asyncio.Event()
+        schedule = None
+        if settings.eval_scheduler and settings.broker_url is None:  # with a broker, Celery beat schedules it
+            from maestro.api.eval_cycle import start_scheduler
+
+            schedule = start_scheduler(services, settings, stop_schedule)
         try:
             yield
         finally:
+            stop_schedule.set()
+            if schedule is not None:
+                schedule.cancel()  # a cycle in flight stops here; its eval run resumes with --resume
+                await asyncio.gather(schedule, return_exceptions=True)
             dispatcher = getattr(app.state, "run_dispatcher", None)  # set by the runs routes on first use
             if dispatcher is not None:
                 await dispatcher.aclose()  # background runs finish (or are cut short) before the DB closes

@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     eval_scheduler: bool = Field(
         default=False, description="Run the weekly cycle inside `maestro serve` (in-process default)."
     )
+    eval_task_time_limit_s: float = Field(
+        default=6 * 3600.0, gt=0, description="Hard limit of the weekly eval task on a Celery worker."
+    )
     eval_concurrency: int = Field(default=2, ge=1, le=64, description="Eval items run at once.")
     eval_limit: int | None = Field(default=None, ge=1, description="Items per dataset (None: all).")
     eval_min_samples: int = Field(

@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from maestro.core.errors import ConfigurationError, MaestroError
+from maestro.core.schedule import parse_cron
 
 if TYPE_CHECKING:
     from maestro.core.settings import Settings
@@ -26,6 +27,7 @@ __all__ = [
     "DEAD_LETTER_KEY",
     "EXECUTE_TASK",
     "RUNS_QUEUE",
+    "WEEKLY_EVAL_TASK",
     "BrokerUnavailable",
     "CeleryApp",
     "celery_config",
@@ -37,6 +39,9 @@ RUNS_QUEUE = "maestro.runs"
 """The queue run tasks go to (``maestro worker`` consumes it)."""
 DEAD_LETTER_KEY = "maestro.dead"
 """The Redis list that holds the payloads of tasks delivered more than 1 + MAESTRO_MAX_REDELIVERIES times."""
+WEEKLY_EVAL_TASK = "maestro.eval.weekly"
+"""``maestro.eval.weekly()``: one weekly eval cycle (suite, report, weights proposal); Celery beat sends it
+on ``MAESTRO_EVAL_SCHEDULE`` when a worker runs with ``--beat``."""
 EXECUTE_TASK = "maestro.run.execute"
 """``maestro.run.execute(run_id, tenant)``: advance a queued run (a new one, or one whose approval was
 just decided) until it ends or waits; a redelivery continues a run left ``running`` by a dead worker."""
@@ -114,7 +119,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": max(limit * 0.9, limit - 60.0),
         "task_ignore_result": True,  # the run's record in the state DB is the result
         "task_default_queue": RUNS_QUEUE,
-        "task_routes": {EXECUTE_TASK: {"queue": RUNS_QUEUE}},
         "task_publish_retry": True,
         "task_publish_retry_policy": {
             "max_retries": 2,
@@ -125,6 +129,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_proc_alive_timeout": 120.0,  # a pool process builds its services before taking tasks
         "worker_send_task_events": False,
+        # Celery beat (``maestro worker --beat``): the weekly eval cycle; beat's state file in data_dir
+        "beat_schedule": {
+            "weekly-eval": {"task": WEEKLY_EVAL_TASK, "schedule": parse_cron(settings.eval_schedule)}
+        },
+        "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
+        "task_routes": {EXECUTE_TASK: {"queue": RUNS_QUEUE}, WEEKLY_EVAL_TASK: {"queue": RUNS_QUEUE}},
     }
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from maestro.core.clock import utcnow
-from maestro.workers.app import DEAD_LETTER_KEY, EXECUTE_TASK, CeleryApp
+from maestro.workers.app import DEAD_LETTER_KEY, EXECUTE_TASK, WEEKLY_EVAL_TASK, CeleryApp
 
 if TYPE_CHECKING:
     from maestro.agents.runtime.runner import WorkcellRunner
@@ -122,8 +122,14 @@ class WorkerRuntime:
         return {"run_id": run_id, "status": done.status}
 
 
-def register_tasks(app: CeleryApp, runtime: WorkerRuntime) -> None:
-    """Add Maestro's tasks to ``app`` (the worker's app; a dispatcher only sends by name)."""
+def register_tasks(
+    app: CeleryApp,
+    runtime: WorkerRuntime,
+    *,
+    weekly: Callable[[], dict[str, Any]] | None = None,
+) -> None:
+    """Add Maestro's tasks to ``app`` (the worker's app; a dispatcher only sends by name). ``weekly``
+    runs one eval cycle (built by the API layer: the workers layer does not import the eval harness)."""
     signals = importlib.import_module("celery.signals")
     signals.worker_process_init.connect(runtime.warm, weak=False)  # prefork: each pool process
     signals.worker_process_shutdown.connect(runtime.close, weak=False)
@@ -133,3 +139,16 @@ def register_tasks(app: CeleryApp, runtime: WorkerRuntime) -> None:
         return runtime.execute(run_id, tenant, task_id=self.request.id)
 
     app.task(name=EXECUTE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)(execute)
+    if weekly is not None:
+
+        def weekly_eval() -> dict[str, Any]:
+            summary = weekly()
+            logger.info("weekly eval cycle done: %s", summary.get("eval_run", {}).get("run", {}).get("id"))
+            return summary
+
+        # acked early: a cycle is resumable (``maestro eval run --resume``), and redelivering a
+        # multi-hour task after the visibility timeout would start it twice
+        limit = runtime.settings.eval_task_time_limit_s
+        app.task(name=WEEKLY_EVAL_TASK, acks_late=False, time_limit=limit, soft_time_limit=limit * 0.95)(
+            weekly_eval
+        )

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from maestro.api.cli.eval_commands import run_cycle
 from maestro.api.container import Services, build_services
+from maestro.api.eval_cycle import run_cycle
 from maestro.core.authority import Authority, Principal
 from maestro.core.errors import PolicyDenied
 from maestro.core.roles import scopes_for

@@ -11,17 +11,16 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from maestro.api.cli.common import JsonOpt, TenantOpt, app, services_for, settings_from_env
 from maestro.api.cli.output import emit_json, err_console, reported, write_text
+from maestro.api.eval_cycle import report_dir, run_cycle, select_models
 
 if TYPE_CHECKING:
-    from maestro.api.container import Services
-    from maestro.core.settings import Settings
     from maestro.evals.propose import Proposal
     from maestro.evals.runner import Progress
 
@@ -99,7 +98,7 @@ def eval_run(
         services = services_for(settings)
         try:
             runner = services.eval_runner(services.eval_authority(tenant))
-            chosen = _models(services, settings, models) if resume is None else []
+            chosen = select_models(services, settings, models) if resume is None else []
             with _bar(as_json) as progress:
                 summary = asyncio.run(
                     runner.run(
@@ -175,7 +174,7 @@ def eval_report(
             report = build_report(
                 run, store.results(t, run.id), (previous, store.results(t, previous.id)) if previous else None
             )
-            md, page = report.write(out or _report_dir(settings))
+            md, page = report.write(out or report_dir(settings))
         finally:
             services.close()
     if as_json:
@@ -262,45 +261,6 @@ def eval_weekly(
         err_console.print(f"[red]regressions[/]: {', '.join(result.regressions)}", highlight=False)
     if result.proposal is not None:
         _print_proposal(result.proposal, False)
-
-
-async def run_cycle(
-    services: Services,
-    settings: Settings,
-    tenant: str | None,
-    *,
-    suite: str | None = None,
-    models: str | None = None,
-    limit: int | None = None,
-    progress: Progress | None = None,
-) -> Any:
-    """The weekly cycle with this deployment's settings (the CLI, the in-process schedule and Celery)."""
-    from maestro.evals.propose import WeightsTarget
-    from maestro.evals.weekly import weekly_cycle
-
-    runner = services.eval_runner(services.eval_authority(tenant))
-    return await weekly_cycle(
-        runner,
-        suite=suite or settings.eval_suite,
-        models=_models(services, settings, models),
-        report_dir=_report_dir(settings),
-        target=WeightsTarget.from_settings(settings),
-        pr_tools=services.repo_tools(),
-        limit=limit if limit is not None else settings.eval_limit,
-        concurrency=settings.eval_concurrency,
-        min_samples=settings.eval_min_samples,
-        progress=progress,
-    )
-
-
-def _models(services: Services, settings: Settings, models: str | None) -> list[str]:
-    text = models if models is not None else settings.eval_models
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    return names or [d.name for d in services.router.catalog.all()]
-
-
-def _report_dir(settings: Settings) -> Path:
-    return settings.eval_report_dir or settings.data_dir / "reports"
 
 
 def _print_proposal(proposal: Proposal, as_json: bool) -> None:

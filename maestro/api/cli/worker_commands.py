@@ -12,6 +12,7 @@ may define two hooks, each called once per worker process:
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
@@ -46,6 +47,9 @@ def worker(
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
     hostname: Annotated[str | None, typer.Option(help="Worker node name (default maestro-PID@host).")] = None,
+    beat: Annotated[
+        bool, typer.Option("--beat", help="Also run Celery beat: the weekly eval on MAESTRO_EVAL_SCHEDULE.")
+    ] = False,
 ) -> None:
     """Execute workcell runs from the broker at MAESTRO_BROKER_URL (Celery, acks late, dead-letters)."""
     from maestro.core.errors import ConfigurationError
@@ -72,6 +76,8 @@ def worker(
     ]
     if concurrency is not None:
         argv.append(f"--concurrency={concurrency}")
+    if beat:  # one worker per deployment runs beat (two would send every schedule twice)
+        argv.append("--beat")
     celery_app.worker_main(argv)
 
 
@@ -104,7 +110,11 @@ def _build_app(settings: Settings, modules: list[ModuleType]) -> Any:
             f"cannot reach the broker at MAESTRO_BROKER_URL: {type(exc).__name__}: {str(exc).rstrip('.')}. "
             "Start Redis or fix MAESTRO_BROKER_URL."
         ) from exc
-    register_tasks(celery_app, WorkerRuntime(settings, _runner_factory(settings, modules)))
+    register_tasks(
+        celery_app,
+        WorkerRuntime(settings, _runner_factory(settings, modules)),
+        weekly=_weekly_cycle(settings, modules),
+    )
     return celery_app
 
 
@@ -124,6 +134,24 @@ def _runner_factory(
         return runner, services.close
 
     return build
+
+
+def _weekly_cycle(settings: Settings, modules: list[ModuleType]) -> Callable[[], dict[str, Any]]:
+    """One weekly eval cycle in this worker process (the task Celery beat sends)."""
+
+    def cycle() -> dict[str, Any]:
+        from maestro.api.container import build_services
+        from maestro.api.eval_cycle import run_cycle
+
+        client = next((m.llm_client(settings) for m in modules if hasattr(m, "llm_client")), None)
+        services = build_services(settings, client=client)
+        try:
+            result: dict[str, Any] = asyncio.run(run_cycle(services, settings, None)).to_dict()
+        finally:
+            services.close()
+        return result
+
+    return cycle
 
 
 def _configure_logging(level: str) -> None:
