@@ -88,6 +88,7 @@ class EvalRunner:
         if run_id is not None:
             run = self.store.reopen(tenant, run_id)
             suite, models = run.suite, list(run.models)
+            limit = next((pin.get("limit") for pin in run.datasets.values()), None)  # as first started
         datasets = resolve_suite(suite)
         models = _check_models(models, self.env)
         items = {d.name: load_items(d)[:limit] if limit else load_items(d) for d in datasets}
