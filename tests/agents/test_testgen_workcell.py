@@ -1,6 +1,7 @@
 """The testgen workcell on the fixture repository: generated tests run in the real sandbox under
-coverage.py; failing ones are dropped, the rest kept only if the target's coverage rises; the PR (git
-backend, local bare remote) states the delta. Only the model is fake."""
+coverage.py with one context per test; a test is kept only if it passes and covers a line or branch
+that the existing suite and the tests kept before it do not; the PR (git backend, local bare remote)
+states the delta and each test's verdict. Only the model is fake."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from test_codegen_workcell import make_services as make_services
 from test_codegen_workcell import remote as remote
 
 from maestro.agents.testgen.pruning import collected_tests, drop_tests
+from maestro.agents.testgen.selection import select_tests
 from maestro.api.container import Services
 
 GOOD = """Here are the tests.
@@ -63,6 +65,35 @@ class TestLow:
         assert Stock().low(1) == ["x"]
 ```
 """
+SELECTIVE = """```python
+import pytest
+
+from shelfkit.stock import Stock
+
+
+@pytest.fixture
+def shelf():
+    return Stock()
+
+
+def put(stock, sku, units):
+    return stock.add(sku, units)
+
+
+def test_fails_on_the_current_code(shelf):
+    assert shelf.level("kiwi") == 1
+
+
+def test_add_sets_the_level(shelf):
+    assert put(shelf, "apple", 2) == 2
+    assert shelf.level("apple") == 2
+
+
+def test_add_again_is_redundant(shelf):
+    put(shelf, "pear", 1)
+    assert shelf.level("pear") == 1
+```
+"""
 BROKEN = "```python\nfrom shelfkit.stock import Nope\n\ndef test_x():\n    assert Nope()\n```\n"
 
 
@@ -91,6 +122,106 @@ def test_keeps_passing_tests_that_raise_coverage_and_opens_a_pr(
     assert "def test_also_wrong" not in committed and "def test_low_is_sorted" in committed
     assert ".maestro-coverage" not in out["diff"]
     assert "line coverage 0.0% ->" in out["pr"]["body"]
+
+
+def test_keeps_only_the_test_that_passes_and_adds_coverage(
+    make_services: Callable[..., Services], remote: Path
+) -> None:
+    services = make_services(Model([SELECTIVE]))
+    run = _start(services, remote)
+    assert run.status == "succeeded", run.error
+    out = run.output
+    assert out["status"] == "opened", out["summary"]
+    verdicts = {v["test"]: v for v in out["selection"]}
+    assert [v["test"] for v in out["selection"]] == [
+        "test_fails_on_the_current_code",
+        "test_add_sets_the_level",
+        "test_add_again_is_redundant",
+    ]  # the module's order, which the greedy choice follows
+    assert verdicts["test_fails_on_the_current_code"]["reason"] == "failed"
+    assert "assert 0 == 1" in verdicts["test_fails_on_the_current_code"]["message"]
+    useful = verdicts["test_add_sets_the_level"]
+    assert useful["kept"] and useful["reason"] == "new_coverage" and useful["new_lines"]
+    assert verdicts["test_add_again_is_redundant"]["reason"] == "no_new_coverage"
+    assert [n.rsplit("::", 1)[-1] for n in out["kept"]] == ["test_add_sets_the_level"]
+    assert sorted(n.rsplit("::", 1)[-1] for n in out["dropped"]) == [
+        "test_add_again_is_redundant",
+        "test_fails_on_the_current_code",
+    ]
+    committed = _git("show", f"{out['branch']}:tests/test_maestro_stock.py", cwd=remote)
+    assert collected_tests(committed) == ["test_add_sets_the_level"]
+    assert "def shelf():" in committed and "def put(" in committed and "import pytest" in committed
+    assert out["coverage_before"] == {"lines": 0.0, "branches": 0.0} and out["coverage_after"]["lines"] > 50
+    body = out["pr"]["body"]
+    assert "with 1 test function(s)" in body and "the model wrote 3, 1 kept" in body
+    assert "kept `test_add_sets_the_level`: it passes and newly covers line(s)" in body
+    assert "dropped `test_fails_on_the_current_code`: it fails on the current code" in body
+    assert "dropped `test_add_again_is_redundant`: it passes but covers no line or branch" in body
+    assert "| `tests/test_maestro_stock.py::test_add_sets_the_level` | ✅ passed" in body  # the re-run
+    assert "test_fails_on_the_current_code` | ❌" not in body
+
+
+PRICING = """```python
+import pytest
+
+from shelfkit.pricing import apply_discount, bulk_price
+
+
+def test_bad_percent_is_refused():
+    with pytest.raises(ValueError):
+        apply_discount(1.0, -5)
+
+
+def test_negative_quantity_is_refused():
+    with pytest.raises(ValueError):
+        bulk_price(1.0, -1)
+```
+"""
+
+
+def test_what_the_existing_suite_covers_is_not_new(
+    make_services: Callable[..., Services], remote: Path
+) -> None:
+    """tests/test_pricing.py already reaches apply_discount's ValueError, but not bulk_price's."""
+    out = _start(make_services(Model([PRICING])), remote, target="shelfkit/pricing.py").output
+    assert out["status"] == "opened", out["summary"]
+    reasons = {v["test"]: v["reason"] for v in out["selection"]}
+    assert reasons == {
+        "test_bad_percent_is_refused": "no_new_coverage",
+        "test_negative_quantity_is_refused": "new_coverage",
+    }
+    kept = next(v for v in out["selection"] if v["kept"])
+    assert kept["new_lines"] == [16]  # raise ValueError("quantity must not be negative")
+    assert out["coverage_after"]["lines"] > out["coverage_before"]["lines"]
+
+
+def test_selection_is_greedy_in_module_order_and_per_function() -> None:
+    tests = [
+        {"name": "t.py::test_a[1]", "function": "test_a[1]", "classname": "t", "outcome": "passed"},
+        {"name": "t.py::test_a[2]", "function": "test_a[2]", "classname": "t", "outcome": "passed"},
+        {"name": "t.py::test_b", "function": "test_b", "classname": "t", "outcome": "passed"},
+        {"name": "t.py::test_c", "function": "test_c", "classname": "t.TestC", "outcome": "passed"},
+        {"name": "t.py::test_d[x]", "function": "test_d[x]", "classname": "t", "outcome": "passed"},
+        {"name": "t.py::test_d[y]", "function": "test_d[y]", "classname": "t", "outcome": "failed"},
+        {"name": "t.py::test_e", "function": "test_e", "classname": "t", "outcome": "skipped"},
+    ]
+    per_test = {
+        "t.py::test_a[1]": {"lines": [1, 2], "branches": []},
+        "t.py::test_a[2]": {"lines": [3], "branches": []},
+        "t.py::test_b": {"lines": [1, 3], "branches": [[3, 4]]},
+        "t.py::TestC::test_c": {"lines": [1, 2, 5], "branches": [[3, 4]]},
+        "t.py::test_d[x]": {"lines": [9], "branches": []},
+    }
+    failures = [{"name": "t.py::test_d[y]", "message": "boom"}]
+    order = ["test_b", "test_a", "TestC::test_c", "test_d", "test_e"]
+    verdicts = select_tests(order, tests, failures, per_test, covered_lines=[2], covered_branches=[])
+    got = {v.test: (v.reason, v.new_lines, v.new_branches) for v in verdicts}
+    assert [v.test for v in verdicts] == order
+    assert got["test_b"] == ("new_coverage", (1, 3), ((3, 4),))  # first in the module: judged first
+    assert got["test_a"] == ("no_new_coverage", (), ())  # its cases together add nothing after test_b
+    assert got["TestC::test_c"] == ("new_coverage", (5,), ())
+    assert got["test_d"][0] == "failed" and verdicts[3].message == "boom"  # one failing case fails it
+    assert got["test_e"][0] == "skipped"
 
 
 def test_a_module_that_does_not_run_is_repaired(make_services: Callable[..., Services], remote: Path) -> None:

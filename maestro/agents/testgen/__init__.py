@@ -1,2 +1,3 @@
-"""The testgen workcell: generated pytest tests for a module, kept only when they pass on the current code
-and raise its coverage; the pull request states the coverage delta."""
+"""The testgen workcell: generated pytest tests for a module, each kept only when it passes on the current
+code and covers a line or branch that nothing before it does; the pull request states the coverage delta
+and why each test was kept or dropped."""

@@ -2,7 +2,7 @@
 
     START -> prepare -> write -> check -> guard -> [approve] -> open_pr -> END
                           ^        |        \\-> END (secrets/PII refused)
-                          +--------+  repair rounds (failing or no-gain tests go back to the model)
+                          +--------+  repair rounds (no test kept: why each was dropped goes back)
                                    \\-> stop -> END   (rounds used up: no PR, says why)
 
 Input: ``{"repo": "<path or URL>", "target": "<module path>", "base": optional, "test_args": [...]}``.
@@ -58,9 +58,11 @@ def initial_state(payload: Mapping[str, Any]) -> dict[str, Any]:
         "target": target,
         "base": payload.get("base"),
         "test_args": test_args,
+        "selection": [],
         "kept": [],
         "dropped": [],
         "after": None,
+        "failure": "",
     }
 
 
@@ -72,6 +74,7 @@ def output(state: Mapping[str, Any]) -> dict[str, Any]:
         "test_path": state.get("test_path"),
         "kept": state.get("kept", []),
         "dropped": state.get("dropped", []),
+        "selection": state.get("selection", []),
         "coverage_before": {k: baseline[k] for k in ("lines", "branches")} if baseline else None,
         "coverage_after": {k: after[k] for k in ("lines", "branches")} if after else None,
     }
@@ -79,7 +82,7 @@ def output(state: Mapping[str, Any]) -> dict[str, Any]:
 
 WORKCELL = Workcell(
     name="testgen",
-    description="A module -> pytest tests that pass on the current code and raise its coverage -> a PR.",
+    description="A module -> pytest tests, each kept only if it passes and adds coverage -> a PR.",
     action="repo.propose",
     build=build,
     initial_state=initial_state,

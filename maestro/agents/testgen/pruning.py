@@ -1,4 +1,5 @@
-"""Dropping the generated tests that failed on the current code, by parsing the file (never by regex)."""
+"""Reading and cutting the generated test module by parsing it (never by regex): its test functions, and
+the module without the ones testgen drops (imports, fixtures and helpers stay)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import ast
 import re
 from collections.abc import Iterable
 
-__all__ = ["drop_tests", "extract_code", "case_key", "collected_tests"]
+__all__ = ["case_key", "collected_tests", "drop_tests", "extract_code", "nodeid_key"]
 
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 
@@ -33,10 +34,10 @@ def collected_tests(source: str) -> list[str]:
     return names
 
 
-def drop_tests(source: str, failing: Iterable[str]) -> str:
-    """``source`` without the test functions named in ``failing`` (``name`` or ``Class::name``; a
+def drop_tests(source: str, dropped: Iterable[str]) -> str:
+    """``source`` without the test functions named in ``dropped`` (``name`` or ``Class::name``; a
     pytest node id's last parts are matched, parametrized ids reduced to the function)."""
-    wanted = {_key(n) for n in failing}
+    wanted = {nodeid_key(n) for n in dropped}
     lines = source.splitlines(keepends=True)
     cut: list[tuple[int, int]] = []
     for node in ast.parse(source).body:
@@ -56,7 +57,8 @@ def _span(node: ast.stmt) -> tuple[int, int]:
     return first - 1, node.end_lineno or node.lineno
 
 
-def _key(nodeid: str) -> str:
+def nodeid_key(nodeid: str) -> str:
+    """``name`` or ``Class::name`` of a pytest node id (``path::Class::name[param]``)."""
     parts = nodeid.split("::")
     name = parts[-1].split("[")[0]
     if len(parts) >= 2 and parts[-2].startswith("Test"):
