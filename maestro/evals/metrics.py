@@ -1,8 +1,8 @@
 """Eval metrics: ragas' non-LLM metrics, always; a NaN or a failed metric is unmeasured (``None``).
 
 * ``context_precision`` / ``context_recall``: ragas ``NonLLMContextPrecisionWithReference`` and
-  ``NonLLMContextRecall`` - the retrieved chunks against the item's reference evidence, by string
-  similarity (no model involved).
+  ``NonLLMContextRecall`` - the retrieved chunks (each by its sentence closest to the evidence, in rank
+  order) against the item's reference evidence sentence, by string similarity (no model involved).
 * ``answer_similarity``: ragas ``NonLLMStringSimilarity`` of the answer to the reference answer.
 * ``source_hit``: 1 when a verified citation names the item's gold source file.
 * LLM-judged metrics (faithfulness, answer relevancy, factual correctness) need a judge model; without
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,8 @@ from maestro.evals.types import measured
 __all__ = ["answer_metrics", "mean_of"]
 
 logger = logging.getLogger(__name__)
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def answer_metrics(
@@ -49,7 +52,8 @@ def answer_metrics(
         else (0.0 if reference else None)
     )
     if evidence and contexts:
-        sample = ragas["sample"](retrieved_contexts=list(contexts), reference_contexts=[evidence])
+        windows = [_closest_sentence(chunk, evidence) for chunk in contexts]
+        sample = ragas["sample"](retrieved_contexts=windows, reference_contexts=[evidence])
         metrics["context_precision"] = _run(
             ragas["precision"]().single_turn_ascore(sample), "context_precision"
         )
@@ -57,6 +61,19 @@ def answer_metrics(
     else:
         metrics["context_precision"] = metrics["context_recall"] = 0.0 if evidence else None
     return metrics
+
+
+def _closest_sentence(chunk: str, evidence: str) -> str:
+    """The sentence (or line) of ``chunk`` most like ``evidence``.
+
+    ragas' non-LLM context metrics compare whole strings by edit distance, so a 1,000-character chunk
+    that contains a one-sentence evidence verbatim would score as unrelated; each retrieved chunk is
+    represented by its closest sentence instead (rank order kept), which is what "the evidence was
+    retrieved" means here."""
+    from rapidfuzz import fuzz
+
+    parts = [p.strip() for p in _SENTENCES.split(chunk) if p.strip()] or [chunk]
+    return max(parts, key=lambda part: fuzz.ratio(part, evidence))
 
 
 def mean_of(metrics: Mapping[str, float | None], names: Iterable[str]) -> float | None:

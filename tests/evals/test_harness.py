@@ -306,3 +306,41 @@ def test_cypher_items_score_execution_accuracy_on_the_sample_graph(
     # the graph was loaded once into the eval tenant's own graph
     (entry,) = services.graph_catalog().list(services.settings.default_tenant)
     assert entry.name == services.settings.eval_cypher_graph and entry.nodes > 200
+
+
+# -- the RAG suite on a real collection -------------------------------------------------------------------
+
+
+def test_rag_items_score_cited_sources_and_ragas_metrics(
+    make_services: Callable[..., Services], tmp_path: Path
+) -> None:
+    """A small corpus holding each item's gold file (its evidence sentence plus filler), ingested for the
+    eval tenant; the scripted model answers with the evidence and cites source [1]."""
+    items = load_items(load_manifest().datasets["rag_python311"])[:3]
+    corpus = tmp_path / "docs"
+    for item in items:
+        page = corpus / str(item.data["source"])
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(
+            f"{item.data['evidence']}. {item.data['answer']}\n\nUnrelated notes about other modules.\n"
+        )
+
+    def model(messages: list[Message], call: ModelCall) -> str:
+        user = str(messages[-1].get("content") or "")
+        item = next(i for i in items if str(i.data["question"]) in user)
+        return f"{item.data['answer']} [1]"
+
+    services = make_services(model)
+    tenant = services.settings.default_tenant
+    services.ingestor().ingest(
+        [corpus], collection=services.settings.eval_rag_collection, tenant=tenant, root=corpus
+    )
+    runner = services.eval_runner(services.eval_authority())
+    summary = asyncio.run(runner.run("rag", [LOCAL], limit=3, concurrency=1))
+    rows = runner.store.results(tenant, summary.run.id)
+    assert len(rows) == 3 and summary.unmeasured == 0, [r.error for r in rows]
+    for row in rows:
+        assert set(row.metrics) >= {"source_hit", "answer_similarity", "context_precision", "context_recall"}
+        assert row.metrics["context_recall"] is not None and row.metrics["context_recall"] > 0.5
+        assert row.score is not None and 0.0 < row.score <= 1.0
+    assert sum(r.metrics["source_hit"] or 0 for r in rows) >= 2  # the retrieved top chunk is the gold file
