@@ -188,9 +188,6 @@ class Settings(BaseSettings):
     eval_rag_collection: str = Field(
         default="python-docs", description="Collection the RAG eval asks (ingest the Python docs into it)."
     )
-    eval_judge_model: str | None = Field(
-        default=None, description="Deployment that judges LLM-graded ragas metrics (None: non-LLM only)."
-    )
     eval_weights_repo: str | None = Field(
         default=None, description="Git URL or path of the repository whose weights file the weights PR edits."
     )
