@@ -13,7 +13,7 @@ from maestro import __version__
 from maestro.api.container import build_services
 from maestro.api.errors import ERROR_RESPONSES, install_error_handlers
 from maestro.api.metrics import create_metrics
-from maestro.api.routes import approvals, chat, decisions, health, keys, ledger, rag, runs
+from maestro.api.routes import approvals, chat, decisions, evals, health, keys, ledger, rag, runs
 from maestro.core.settings import Settings
 from maestro.router.factory import load_routing_config
 from maestro.router.types import LLMClient
@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, client: LLMClient | None = None) -> FastAP
     app = FastAPI(title="Maestro", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)
-    for area in (chat, decisions, keys, ledger, approvals, rag, runs):
+    for area in (chat, decisions, evals, keys, ledger, approvals, rag, runs):
         app.include_router(area.router, responses=ERROR_RESPONSES)
 
     @app.middleware("http")
