@@ -151,8 +151,9 @@ class Services:
             "repo": self.repo_tools(),
         }
 
-    def repo_tools(self) -> RepoTools:
-        """Worktrees, the sandbox, the diff guard and the PR port for the repository workcells."""
+    def repo_tools(self, *, backend: str | None = None) -> RepoTools:
+        """Worktrees, the sandbox, the diff guard and the PR port for the repository workcells
+        (``backend``: this PR backend instead of ``MAESTRO_PR_BACKEND``'s)."""
         from maestro.agents.repo.tooling import RepoTools
         from maestro.tools.pii.entities import SECRET_ENTITIES
         from maestro.tools.prs.config import PRConfig
@@ -168,7 +169,7 @@ class Services:
             workspace_root=workspace_root(settings.data_dir),
             sandbox=Sandbox(SandboxConfig(hidden=hidden)),
             prs=lambda: build_pr_backend(
-                pr_config, engine=self.engine, authorizer=self.authorizer, record=self.record
+                pr_config, engine=self.engine, authorizer=self.authorizer, record=self.record, backend=backend
             ),
             pr_config=pr_config,
             scan=lambda text: guard.scan(text),
@@ -261,6 +262,7 @@ class Services:
             graph_backend=self.graph,
             graph_catalog=self.graph_catalog,
             sandbox=cache(lambda: Sandbox(SandboxConfig(limits=LIMITS, hidden=hidden))),
+            repo_tools=lambda: self.repo_tools(backend="git"),  # PRs on the repo evals' scratch remote
         )
         return EvalRunner(env, EvalStore(self.engine), record=self.record)
 

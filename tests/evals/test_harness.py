@@ -38,7 +38,13 @@ LOCAL = "local/smollm2-135m"
 
 def test_every_dataset_matches_its_manifest_hash_and_loads() -> None:
     manifest = load_manifest()
-    assert set(manifest.suites["weekly"]) == {"humaneval", "cypher_sample", "rag_python311"}
+    assert set(manifest.suites["weekly"]) == {
+        "humaneval",
+        "cypher_sample",
+        "rag_python311",
+        "testgen_shelfkit",
+        "docs_shelfkit",
+    }
     for dataset in manifest.datasets.values():
         assert content_sha256(dataset) == dataset.sha256, dataset.name
         items = load_items(dataset)

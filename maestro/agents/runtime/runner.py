@@ -186,6 +186,21 @@ class WorkcellRunner:
             weakref.WeakKeyDictionary()
         )
 
+    def with_tools(self, **tools: Any) -> WorkcellRunner:
+        """A runner sharing this one's settings, router, stores, policy and ledger, with ``tools``
+        replacing entries of its tools (the eval harness gives the repository workcells its own scratch
+        remote). Runs it starts are ordinary runs; a resume elsewhere gets the deployment's tools."""
+        return WorkcellRunner(
+            self.settings,
+            router=self.router,
+            runs=self.runs,
+            approvals=self.approvals,
+            authorizer=self.authorizer,
+            record=self._record,
+            tools={**self.tools, **tools},
+            stream_tokens=self.stream_tokens,
+        )
+
     def _session(self) -> CheckpointSession:
         """This event loop's checkpointer and compiled graphs (opened on first use)."""
         loop = asyncio.get_running_loop()

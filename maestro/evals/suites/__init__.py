@@ -22,4 +22,10 @@ def adapter_for(kind: str) -> SuiteAdapter:
         from maestro.evals.suites.rag import RagSuite
 
         return RagSuite()
-    raise ConfigurationError(f"no suite adapter for dataset kind '{kind}' (known: humaneval, cypher, rag)")
+    if kind in ("testgen", "docs"):
+        from maestro.evals.suites.repo import RepoSuite
+
+        return RepoSuite(kind)
+    raise ConfigurationError(
+        f"no suite adapter for dataset kind '{kind}' (known: humaneval, cypher, rag, testgen, docs)"
+    )

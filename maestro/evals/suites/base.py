@@ -19,6 +19,7 @@ from maestro.evals.data import Dataset, Item
 from maestro.evals.types import ItemOutcome
 
 if TYPE_CHECKING:
+    from maestro.agents.repo.tooling import RepoTools
     from maestro.agents.runtime.runner import WorkcellRunner
     from maestro.retrieval.answer import RagService
     from maestro.router.service import ModelRouter
@@ -40,6 +41,9 @@ class EvalEnv:
     graph_backend: Callable[[], GraphBackend] | None = None
     graph_catalog: Callable[[], GraphCatalog] | None = None
     sandbox: Callable[[], Sandbox] | None = None
+    repo_tools: Callable[[], RepoTools] | None = None
+    """The repository workcells' tools with the git PR backend whatever ``MAESTRO_PR_BACKEND`` says: the
+    testgen and docs evals open their PRs on a local scratch remote (``suites.repo``)."""
 
     def pinned(self, model: str) -> Authority:
         """The eval authority with every model call pinned to ``model``."""
