@@ -5,8 +5,8 @@ Each item runs the real workcell - worktree, the model's tests or docs, the sand
 doctests), repair rounds, the diff guard, the pull request - with every model call pinned to the model
 under test. The repository is a scratch bare remote in the data dir (``scratch.scratch_repo``), every run
 starting from its ``eval-base`` commit; the eval's runner opens PRs there through the git backend
-(whatever ``MAESTRO_PR_BACKEND`` says) and adds that one path - nothing else - to the eval tenant's PR
-allow-list. After scoring, the run's worktree and branches are removed (``scratch.discard_run``).
+(whatever ``MAESTRO_PR_BACKEND`` says) and adds the scratch remotes - nothing else - to the eval
+tenant's PR allow-list. After scoring, the run's worktree and branches are removed (``scratch.discard_run``).
 
 * testgen: 1 when the run opened a PR whose kept tests pass (the workcell re-ran them in the sandbox),
   raised the target's coverage and reach the item's ``min_line_coverage``; 0 when it stopped without a
@@ -260,4 +260,5 @@ def _show(scratch: ScratchRepo, out: Mapping[str, Any], path: str) -> str | None
 
 
 def _first_line(text: object) -> str:
-    return str(text or "").strip().splitlines()[0][:300] if str(text or "").strip() else ""
+    lines = str(text or "").strip().splitlines()
+    return lines[0][:300] if lines else ""
