@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     catalog_path: Path = Field(default=_PACKAGE_ROOT / "router" / "catalog.yaml")
     weights_path: Path = Field(default=_PACKAGE_ROOT / "router" / "weights.yaml")
+    weights_reload_s: float = Field(
+        default=5.0, gt=0, description="How often a router looks for a changed weights file (seconds)."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

@@ -16,7 +16,7 @@ from maestro.router.health import HealthTracker
 from maestro.router.privacy import PrivacyFilter
 from maestro.router.service import ModelRouter, Observer, RouterLimits
 from maestro.router.types import LLMClient, LocalModelOptions
-from maestro.router.weights import Weights, load_weights
+from maestro.router.weights import Weights, WeightsFile, load_weights
 
 
 def open_state_db(settings: Settings) -> Engine:
@@ -91,4 +91,10 @@ def build_router(
         environ=environ,
         observer=observer,
         privacy=privacy,
+        weights_file=WeightsFile(
+            settings.weights_path,
+            weights,
+            known_models=set(catalog.deployments),
+            check_s=settings.weights_reload_s,
+        ),
     )

@@ -44,7 +44,7 @@ from maestro.router.policy import Decision, RouteContext, RouteRequest, decide, 
 from maestro.router.privacy import NO_PII, PrivacyFilter, PrivacyPlan
 from maestro.router.settlement import Settlement, SettlementWriter, write_settlements
 from maestro.router.types import Chunk, Completion, LLMClient, ModelCall, Usage
-from maestro.router.weights import Weights
+from maestro.router.weights import Weights, WeightsFile
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
@@ -125,9 +125,11 @@ class ModelRouter:
         environ: Mapping[str, str] | None = None,
         observer: Observer | None = None,
         privacy: PrivacyFilter | None = None,
+        weights_file: WeightsFile | None = None,
     ) -> None:
         self.catalog = catalog
-        self.weights = weights
+        self._weights = weights
+        self._weights_file = weights_file  # reloads the weights when their file changes
         self.client = client
         self.budgets = budgets
         self.decisions = decisions
@@ -138,6 +140,13 @@ class ModelRouter:
         self._privacy = privacy
         self._writer = SettlementWriter(budgets, decisions) if self.limits.write_behind else None
         self._budget_view = RemainingBudgetView(budgets, ttl_s=self.limits.budget_view_s)
+
+    @property
+    def weights(self) -> Weights:
+        """The routing weights in force (re-read from their file when it changed, if one is watched)."""
+        if self._weights_file is not None:
+            self._weights = self._weights_file.current()
+        return self._weights
 
     # -- deciding -------------------------------------------------------------------------------
     def decide(self, request: RouteRequest, *, fresh_budget: bool = True) -> Decision:

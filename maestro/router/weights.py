@@ -7,7 +7,10 @@ A model without an entry gets the file's ``prior`` with zero samples.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from maestro.core.configfile import describe_validation_error, load_yaml_text
 from maestro.core.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
 
 TASK_CLASSES = (
     "chat",
@@ -160,3 +165,60 @@ def dump_weights(weights: Weights, *, header: str = WEIGHTS_HEADER) -> str:
                 f"interval: [{low:.3f}, {high:.3f}]}}"
             )
     return "\n".join(lines) + "\n"
+
+
+class WeightsFile:
+    """The weights of a file that may change while the process runs (a merged weights PR deployed).
+
+    ``current()`` returns the loaded weights and, at most every ``check_s`` seconds, looks at the file's
+    modification time and size; when they changed it loads and validates the file again. A file that no
+    longer loads (half-written, invalid, naming unknown models) is logged and ignored: routing keeps the
+    last good weights until a good file replaces it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        weights: Weights,
+        *,
+        known_models: set[str] | None = None,
+        check_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self._weights = weights
+        self._known = known_models
+        self._check_s = check_s
+        self._clock = clock
+        self._checked = clock()
+        self._stamp = self._stat()
+        self._lock = threading.Lock()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            found = self.path.stat()
+        except OSError:
+            return None
+        return found.st_mtime_ns, found.st_size
+
+    def current(self) -> Weights:
+        now = self._clock()
+        if now - self._checked < self._check_s:
+            return self._weights
+        with self._lock:
+            self._checked = now
+            stamp = self._stat()
+            if stamp is None or stamp == self._stamp:
+                return self._weights
+            self._stamp = stamp
+            try:
+                loaded = load_weights(self.path, known_models=self._known)
+            except ConfigurationError as exc:
+                logger.error(
+                    "weights file changed but does not load; keeping %s: %s", self._weights.version, exc
+                )
+                return self._weights
+            if loaded.version != self._weights.version:
+                logger.info("routing weights reloaded: %s -> %s", self._weights.version, loaded.version)
+            self._weights = loaded
+            return loaded

@@ -13,6 +13,7 @@ no PR; a second cycle before the merge updates the open PR instead of opening an
 from __future__ import annotations
 
 import asyncio
+import time
 import re
 import subprocess
 from collections.abc import Iterator
@@ -139,6 +140,7 @@ def world(tmp_path: Path, weights_remote: Path) -> Iterator[dict[str, Any]]:
         eval_weights_repo=str(weights_remote),
         eval_weights_file="weights.yaml",
         eval_min_samples=10,
+        weights_reload_s=0.01,
     )
     models = Models()
     built: list[Services] = []
@@ -174,8 +176,7 @@ def _human(name: str, roles: list[str]) -> Authority:
     return Authority(principal=principal, scopes=principal.scopes)
 
 
-def _route(world: dict[str, Any]) -> str:
-    services = world["services"]()
+def _route(services: Services) -> str:
     request = RouteRequest(
         task="codegen.edit",
         messages=[{"role": "user", "content": "def add(a, b):"}],
@@ -189,7 +190,8 @@ def _route(world: dict[str, Any]) -> str:
 def test_weekly_cycle_opens_a_weights_pr_that_moves_traffic_to_the_cheaper_good_model(
     world: dict[str, Any], weights_remote: Path
 ) -> None:
-    assert _route(world) == "pricey"  # the priors say cheap is below the 0.70 floor
+    serving = world["services"]()  # a long-running server's router: it reloads the weights file it reads
+    assert _route(serving) == "pricey"  # the priors say cheap is below the 0.70 floor
 
     first = _cycle(world)
     # every (item, model) pair measured through the pinned route
@@ -249,9 +251,11 @@ def test_weekly_cycle_opens_a_weights_pr_that_moves_traffic_to_the_cheaper_good_
     merged = backend.merge(ops, pr["id"])
     assert merged.state == "merged"
 
-    # deploy the merged file: routers now send codegen.edit to the cheap model
+    # deploy the merged file: the running router picks it up and sends codegen.edit to the cheap model
     world["deployed"].write_text(_git("show", "main:weights.yaml", cwd=weights_remote))
-    assert _route(world) == "cheap"
+    time.sleep(0.05)
+    assert _route(serving) == "cheap"
+    assert serving.router.weights.version == second.proposal.version  # the PR as last updated
 
     # a week later the cheap model slips a little, within its interval: noise opens no PR
     world["models"].misses = {"HumanEval/100", "HumanEval/101"}
