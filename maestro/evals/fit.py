@@ -25,7 +25,7 @@ from maestro.evals.types import ResultRow
 from maestro.router.catalog import Catalog
 from maestro.router.weights import Estimate, Weights
 
-__all__ = ["Change", "Impact", "compare", "fit_weights", "routing_impact"]
+__all__ = ["Change", "Impact", "compare", "fit_weights", "routing_impact", "with_estimates"]
 
 MIN_SAMPLES = 10
 
@@ -96,7 +96,7 @@ def fit_weights(
     for row in rows:
         scores[(row.task_class, row.model)].append(row.score)
     allowed = set(known_models) if known_models is not None else None
-    estimates: dict[str, dict[str, Estimate]] = {t: dict(m) for t, m in current.estimates.items()}
+    updates: dict[tuple[str, str], Estimate] = {}
     for (task, model), values in sorted(scores.items()):
         if not current.knows(task) or (allowed is not None and model not in allowed):
             continue
@@ -104,9 +104,17 @@ def fit_weights(
         if not found.measured:
             continue
         assert found.mean is not None and found.low is not None and found.high is not None
-        estimates.setdefault(task, {})[model] = Estimate(
+        updates[(task, model)] = Estimate(
             quality=found.mean, samples=found.samples, interval=(found.low, found.high)
         )
+    return with_estimates(current, updates, version=version)
+
+
+def with_estimates(current: Weights, updates: Mapping[tuple[str, str], Estimate], *, version: str) -> Weights:
+    """``current`` (floors, ceilings, prior, other entries) with the ``(task, model)`` entries replaced."""
+    estimates: dict[str, dict[str, Estimate]] = {t: dict(m) for t, m in current.estimates.items()}
+    for (task, model), found in updates.items():
+        estimates.setdefault(task, {})[model] = found
     return Weights(
         version=version,
         prior=current.prior,

@@ -29,7 +29,7 @@ from maestro.core.authority import Authority
 from maestro.core.clock import utcnow
 from maestro.core.errors import ConfigurationError, InvalidRequest
 from maestro.core.settings import Settings
-from maestro.evals.fit import Change, Impact, compare, fit_weights, routing_impact
+from maestro.evals.fit import Change, Impact, compare, fit_weights, routing_impact, with_estimates
 from maestro.evals.types import ResultRow
 from maestro.router.catalog import Catalog
 from maestro.router.weights import Estimate, Weights, dump_weights, parse_weights
@@ -171,16 +171,7 @@ def propose_weights(
 
 
 def _apply(current: Weights, significant: Sequence[Change], version: str) -> Weights:
-    estimates: dict[str, dict[str, Estimate]] = {t: dict(m) for t, m in current.estimates.items()}
-    for change in significant:
-        estimates.setdefault(change.task, {})[change.model] = change.new
-    return Weights(
-        version=version,
-        prior=current.prior,
-        floors=dict(current.floors),
-        cost_ceilings=dict(current.cost_ceilings),
-        estimates=estimates,
-    )
+    return with_estimates(current, {(c.task, c.model): c.new for c in significant}, version=version)
 
 
 def _open_worktree(settings: Settings, repo: str, run_id: str) -> Any:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from maestro.evals.stats import Interval, bootstrap_diff, estimate
-from maestro.evals.store import EvalRun
+from maestro.evals.store import EvalRun, EvalStore
 from maestro.evals.types import ResultRow
 
-__all__ = ["ModelLine", "Report", "build_report", "pareto"]
+__all__ = ["ModelLine", "Report", "build_report", "pareto", "report_for"]
 
 
 @dataclass(frozen=True)
@@ -211,6 +211,13 @@ def build_report(
             )
         )
     return Report(run, previous[0] if previous else None, lines)
+
+
+def report_for(store: EvalStore, tenant: str, run: EvalRun) -> Report:
+    """The report of a stored run, compared with the previous finished run of its suite."""
+    previous = store.previous_finished(tenant, run)
+    before = (previous, store.results(tenant, previous.id)) if previous else None
+    return build_report(run, store.results(tenant, run.id), before)
 
 
 def pareto(lines: Sequence[ModelLine]) -> list[str]:

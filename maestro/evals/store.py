@@ -131,6 +131,15 @@ class EvalStore:
             row = conn.execute(query).first()
         return _run(row._mapping) if row is not None else None
 
+    def run_or_latest(self, tenant: str, run_id: str | None) -> EvalRun:
+        """Run ``run_id``, or without one the tenant's latest finished run; NotFound when there is none."""
+        if run_id:
+            return self.get_run(tenant, run_id)
+        run = self.latest_finished(tenant)
+        if run is None:
+            raise NotFound(f"tenant {tenant!r} has no finished eval run: run `maestro eval run` first")
+        return run
+
     def finish(self, tenant: str, run_id: str, status: RunStatus, note: str | None = None) -> EvalRun:
         values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
         if note is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from maestro.core.schedule import due_in, parse_cron
 from maestro.evals.propose import Proposal, WeightsTarget, propose_weights
-from maestro.evals.report import build_report
+from maestro.evals.report import report_for
 from maestro.evals.runner import EvalRunner, Progress, RunSummary
 from maestro.evals.store import EvalStore
 
@@ -64,10 +64,7 @@ async def weekly_cycle(
     tenant = env.authority.tenant
     summary = await runner.run(suite, models, limit=limit, concurrency=concurrency, progress=progress)
     rows = store.results(tenant, summary.run.id)
-    previous = store.previous_finished(tenant, summary.run)
-    report = build_report(
-        summary.run, rows, (previous, store.results(tenant, previous.id)) if previous else None
-    )
+    report = report_for(store, tenant, summary.run)
     md, page = await asyncio.to_thread(report.write, report_dir)
     proposal = await asyncio.to_thread(
         propose_weights,

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from maestro.api.cli.common import JsonOpt, TenantOpt, app, services_for, settings_from_env
-from maestro.api.cli.output import emit_json, err_console, reported, write_text
+from maestro.api.cli.output import emit_json, err_console, progress_bar, reported, write_text
 from maestro.api.eval_cycle import report_dir, run_cycle, select_models
 
 if TYPE_CHECKING:
@@ -157,8 +157,7 @@ def eval_report(
     as_json: JsonOpt = False,
 ) -> None:
     """Write the run's report (Markdown + self-contained HTML) and print the Markdown."""
-    from maestro.core.errors import NotFound
-    from maestro.evals.report import build_report
+    from maestro.evals.report import report_for
     from maestro.evals.store import EvalStore
 
     settings = settings_from_env()
@@ -167,13 +166,7 @@ def eval_report(
         try:
             store = EvalStore(services.engine)
             t = services.eval_authority(tenant).tenant
-            run = store.get_run(t, run_id) if run_id else store.latest_finished(t)
-            if run is None:
-                raise NotFound(f"tenant {t!r} has no finished eval run: run `maestro eval run` first")
-            previous = store.previous_finished(t, run)
-            report = build_report(
-                run, store.results(t, run.id), (previous, store.results(t, previous.id)) if previous else None
-            )
+            report = report_for(store, t, store.run_or_latest(t, run_id))
             md, page = report.write(out or report_dir(settings))
         finally:
             services.close()
@@ -195,7 +188,6 @@ def eval_propose_weights(
     as_json: JsonOpt = False,
 ) -> None:
     """New weights from the eval results when they moved beyond their intervals: a PR or the local file."""
-    from maestro.core.errors import NotFound
     from maestro.evals.propose import WeightsTarget, propose_weights
     from maestro.evals.store import EvalStore
 
@@ -207,13 +199,7 @@ def eval_propose_weights(
         try:
             authority = services.eval_authority(tenant)
             store = EvalStore(services.engine)
-            run = (
-                store.get_run(authority.tenant, run_id) if run_id else store.latest_finished(authority.tenant)
-            )
-            if run is None:
-                raise NotFound(
-                    f"tenant {authority.tenant!r} has no finished eval run: run `maestro eval run` first"
-                )
+            run = store.run_or_latest(authority.tenant, run_id)
             proposal = propose_weights(
                 settings=settings,
                 authority=authority,
@@ -295,18 +281,7 @@ def _print_proposal(proposal: Proposal, as_json: bool) -> None:
 
 @contextmanager
 def _bar(as_json: bool) -> Iterator[Progress]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(
-        TextColumn("[bold]eval[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=err_console,
-        transient=True,
-        disable=as_json or not err_console.is_terminal,
-    )
+    bar = progress_bar("eval", quiet=as_json)
     task = bar.add_task("", total=None)
 
     def progress(label: str, done: int, total: int) -> None:

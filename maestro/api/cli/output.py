@@ -10,12 +10,15 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from maestro.core.errors import MaestroError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -47,3 +50,20 @@ def reported(*, as_json: bool) -> Iterator[None]:
         yield
     except MaestroError as exc:
         fail(exc, as_json=as_json)
+
+
+def progress_bar(label: str, *, quiet: bool = False) -> Progress:
+    """A transient progress bar on stderr (label, bar, done/total, elapsed, description); off with
+    ``quiet`` (``--json``) and when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+        disable=quiet or not err_console.is_terminal,
+    )

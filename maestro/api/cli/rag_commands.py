@@ -16,7 +16,7 @@ from maestro.api.cli.common import (
     services_for,
     settings_from_env,
 )
-from maestro.api.cli.output import emit_json, err_console, reported, write_text
+from maestro.api.cli.output import emit_json, err_console, progress_bar, reported, write_text
 
 if TYPE_CHECKING:
     from maestro.retrieval.answer import RagAnswer
@@ -37,7 +37,6 @@ def rag_ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Load, chunk, flag PII, embed and index files; only what changed is written."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     settings = settings_from_env()
     with reported(as_json=as_json):
@@ -48,16 +47,7 @@ def rag_ingest(
                 authority, "rag.ingest", {"kind": "collection", "tenant": authority.tenant, "id": collection}
             )
             ingestor = services.ingestor()
-            with Progress(
-                TextColumn("[bold]ingest[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.description}"),
-                console=err_console,
-                transient=True,
-                disable=not err_console.is_terminal,
-            ) as bar:
+            with progress_bar("ingest") as bar:
                 task = bar.add_task("", total=None)
 
                 def advance(done: int, total: int, source: str) -> None:

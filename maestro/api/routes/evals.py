@@ -49,16 +49,10 @@ def get_run(run_id: RunId, services: ServicesDep, authority: CurrentAuthority) -
 
 
 def _report(run_id: str, services: Any, authority: Any) -> Any:
-    from maestro.evals.report import build_report
+    from maestro.evals.report import report_for
 
     store = _store(services, authority, run_id)
-    run = store.get_run(authority.tenant, run_id)
-    previous = store.previous_finished(authority.tenant, run)
-    return build_report(
-        run,
-        store.results(authority.tenant, run_id),
-        (previous, store.results(authority.tenant, previous.id)) if previous else None,
-    )
+    return report_for(store, authority.tenant, store.get_run(authority.tenant, run_id))
 
 
 @router.get("/runs/{run_id}/report", responses=_NOT_FOUND)
