@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from maestro.core.authority import Authority
     from maestro.evals.runner import EvalRunner
     from maestro.retrieval.answer import RagService
+    from maestro.retrieval.embeddings import Embedder
     from maestro.retrieval.factory import RetrievalStack
     from maestro.retrieval.ingest import Ingestor
     from maestro.tools.graph.access import GraphAccess, TenantRateLimit
@@ -311,6 +312,7 @@ def build_services(
         observer=metrics.observe_outcome if metrics is not None else None,
         ledger=ledger,
         privacy=PrivacyFilter(PIIPromptGuard(guard), mode=settings.pii_mode),
+        prompt_embedder=_prompt_embedder(settings),
     )
 
     def record(kind: str, payload: dict[str, Any]) -> None:
@@ -335,6 +337,16 @@ def build_services(
         approvals=ApprovalStore(engine, authorizer=authorizer, record=record),
         metrics=metrics,
     )
+
+
+def _prompt_embedder(settings: Settings) -> Embedder | None:
+    """What the prompt router embeds prompts with, when MAESTRO_PROMPT_ROUTER_PATH is set: the retrieval
+    embedder (MiniLM loads on the first prompt; prompts are embedded uncached, so none is stored)."""
+    if settings.prompt_router_path is None:
+        return None
+    from maestro.retrieval.embeddings import HashingEmbedder, MiniLMEmbedder
+
+    return HashingEmbedder() if settings.embedder == "hashing" else MiniLMEmbedder()
 
 
 def _append(ledger: Ledger, kind: str, payload: dict[str, Any]) -> None:

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     weights_reload_s: float = Field(
         default=5.0, gt=0, description="How often a router looks for a changed weights file (seconds)."
     )
+    prompt_router_path: Path | None = Field(
+        default=None,
+        description="A fitted per-prompt router (JSON, `maestro router fit-prompts`): its P(success) per "
+        "prompt replaces the weights' estimate for the task classes and models it covers; default: off.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from sqlalchemy.engine import Engine
 
 from maestro.core.db import create_db_engine, migrate
+from maestro.core.errors import ConfigurationError
 from maestro.core.ledger import Ledger
 from maestro.core.settings import Settings
 from maestro.router.budget import BudgetStore
@@ -14,9 +15,10 @@ from maestro.router.catalog import Catalog, load_catalog
 from maestro.router.decisions import DecisionLog
 from maestro.router.health import HealthTracker
 from maestro.router.privacy import PrivacyFilter
+from maestro.router.prompt_router import PromptEmbedder, PromptRouter, load_prompt_router
 from maestro.router.service import ModelRouter, Observer, RouterLimits
 from maestro.router.types import LLMClient, LocalModelOptions
-from maestro.router.weights import Weights, WeightsFile, load_weights
+from maestro.router.weights import TASK_CLASSES, Weights, WeightsFile, load_weights
 
 
 def open_state_db(settings: Settings) -> Engine:
@@ -31,6 +33,24 @@ def load_routing_config(settings: Settings) -> tuple[Catalog, Weights]:
     catalog = load_catalog(settings.catalog_path)
     weights = load_weights(settings.weights_path, known_models=set(catalog.deployments))
     return catalog, weights
+
+
+def load_configured_prompt_router(
+    settings: Settings, catalog: Catalog, embedder: PromptEmbedder | None
+) -> PromptRouter | None:
+    """The prompt router at MAESTRO_PROMPT_ROUTER_PATH (None when unset), checked against the catalog's
+    deployments, the task classes and ``embedder`` (it must be the embedder the file was fitted with)."""
+    path = settings.prompt_router_path
+    if path is None:
+        return None
+    router = load_prompt_router(path, known_models=set(catalog.deployments), known_tasks=TASK_CLASSES)
+    if embedder is None:
+        raise ConfigurationError(
+            f"MAESTRO_PROMPT_ROUTER_PATH is set ({path}) but this router was built without an embedder to "
+            "embed prompts: build it through maestro.api.container.build_services, or unset the variable"
+        )
+    router.check_embedder(embedder, source=str(path))
+    return router
 
 
 def limits_from(settings: Settings) -> RouterLimits:
@@ -64,9 +84,12 @@ def build_router(
     observer: Observer | None = None,
     ledger: Ledger | None = None,
     privacy: PrivacyFilter | None = None,
+    prompt_embedder: PromptEmbedder | None = None,
 ) -> ModelRouter:
-    """A ready router. ``client`` defaults to ``LiteLLMClient`` (litellm is imported on first call)."""
+    """A ready router. ``client`` defaults to ``LiteLLMClient`` (litellm is imported on first call);
+    ``prompt_embedder`` embeds prompts for the prompt router (needed if MAESTRO_PROMPT_ROUTER_PATH is set)."""
     catalog, weights = load_routing_config(settings)
+    prompt_router = load_configured_prompt_router(settings, catalog, prompt_embedder)
     engine = engine if engine is not None else open_state_db(settings)
     if client is None:
         from maestro.router.litellm_client import LiteLLMClient
@@ -91,6 +114,8 @@ def build_router(
         environ=environ,
         observer=observer,
         privacy=privacy,
+        prompt_router=prompt_router,
+        prompt_embedder=prompt_embedder if prompt_router is not None else None,
         weights_file=WeightsFile(
             settings.weights_path,
             weights,

@@ -8,8 +8,10 @@ cooldowns, which keys are set). It makes no I/O so it stays well under a millise
    (JSON schema, tools) and the remaining budget. Each failed check is a reason.
 2. Choose: the cheapest eligible deployment whose predicted quality meets the task class's floor; if
    the task class has a cost ceiling, the best quality within it; if no deployment meets the floor, the
-   best predicted quality. An override (scope ``router:override`` and a reason) replaces the choice
-   but never the filter.
+   best predicted quality. The predicted quality is the weights' estimate for the task class, or the
+   prompt router's P(success) for this very prompt when the service passed one
+   (``RouteContext.prompt_quality``). An override (scope ``router:override`` and a reason) replaces the
+   choice but never the filter.
 3. Fall back: the chosen deployment's catalog fallbacks that are eligible, then the other eligible
    deployments in rank order, up to ``max_fallbacks``.
 """
@@ -95,6 +97,8 @@ class RouteContext:
     environ: Mapping[str, str] | None = None
     default_max_tokens: int = 512
     max_fallbacks: int = 3
+    prompt_quality: Mapping[str, float] = field(default_factory=dict)  # model -> P(success), this prompt
+    prompt_router: str | None = None  # version of the prompt router that predicted ``prompt_quality``
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,10 +259,12 @@ def _assess(
 ) -> Candidate:
     max_tokens = request.max_tokens or min(context.default_max_tokens, deployment.max_output_tokens)
     cost = deployment.cost_usd(prompt_tokens, max_tokens)
-    quality = weights.estimate(request.task, deployment.name).quality
+    predicted = context.prompt_quality.get(deployment.name)
+    quality = predicted if predicted is not None else weights.estimate(request.task, deployment.name).quality
     blockers = _ineligibility(deployment, request, catalog, context, prompt_tokens, max_tokens, cost)
     meets = quality >= floor
-    verdict = f"quality {quality:.2f} {'>=' if meets else '<'} floor {floor:.2f}"
+    source = f" (prompt router {context.prompt_router})" if predicted is not None else ""
+    verdict = f"quality {quality:.2f}{source} {'>=' if meets else '<'} floor {floor:.2f}"
     return Candidate(
         model=deployment.name,
         eligible=not blockers,

@@ -42,6 +42,7 @@ from maestro.router.decisions import DecisionLog, Outcome
 from maestro.router.health import HealthTracker
 from maestro.router.policy import Decision, RouteContext, RouteRequest, decide, require_chosen
 from maestro.router.privacy import NO_PII, PrivacyFilter, PrivacyPlan
+from maestro.router.prompt_router import PromptEmbedder, PromptRouter, prompt_text
 from maestro.router.settlement import Settlement, SettlementWriter, write_settlements
 from maestro.router.types import Chunk, Completion, LLMClient, ModelCall, Usage
 from maestro.router.weights import Weights, WeightsFile
@@ -126,8 +127,11 @@ class ModelRouter:
         observer: Observer | None = None,
         privacy: PrivacyFilter | None = None,
         weights_file: WeightsFile | None = None,
+        prompt_router: PromptRouter | None = None,
+        prompt_embedder: PromptEmbedder | None = None,
     ) -> None:
         self.catalog = catalog
+        self.prompt_router = prompt_router  # per-prompt quality; needs ``prompt_embedder`` to embed prompts
         self._weights = weights
         self._weights_file = weights_file  # reloads the weights when their file changes
         self.client = client
@@ -138,6 +142,7 @@ class ModelRouter:
         self._environ = environ
         self._observer = observer
         self._privacy = privacy
+        self._prompt_embedder = prompt_embedder
         self._writer = SettlementWriter(budgets, decisions) if self.limits.write_behind else None
         self._budget_view = RemainingBudgetView(budgets, ttl_s=self.limits.budget_view_s)
 
@@ -157,8 +162,25 @@ class ModelRouter:
         """
         return self._decide(request, fresh_budget=fresh_budget)[0]
 
-    def _decide(self, request: RouteRequest, *, fresh_budget: bool) -> tuple[Decision, bool]:
+    def prompt_quality(self, request: RouteRequest) -> dict[str, float]:
+        """The prompt router's P(success) per deployment for this prompt; empty without a prompt router,
+        for a task class it has no entry for, and for an override (the caller chose the model)."""
+        router, embedder = self.prompt_router, self._prompt_embedder
+        if router is None or embedder is None or request.is_override or not router.covers(request.task):
+            return {}
+        text = prompt_text(request.messages)
+        if not text.strip():
+            return {}
+        return router.predict(request.task, embedder.embed_query(router.embed_text(text)), text)
+
+    def _decide(
+        self, request: RouteRequest, *, fresh_budget: bool, quality: Mapping[str, float] | None = None
+    ) -> tuple[Decision, bool]:
+        """Decide against the current budget and cooldowns; ``quality`` is the prompt router's prediction
+        when the caller already has it (computed here otherwise)."""
         self.validate(request)
+        if quality is None:
+            quality = self.prompt_quality(request)
         remaining, fresh = self._budget_view.remaining_nano(
             request.tenant, request.principal, fresh=fresh_budget
         )
@@ -168,6 +190,8 @@ class ModelRouter:
             environ=self._environ,
             default_max_tokens=self.limits.default_max_tokens,
             max_fallbacks=self.limits.max_fallbacks,
+            prompt_quality=quality,
+            prompt_router=self.prompt_router.version if quality and self.prompt_router else None,
         )
         return decide(request, self.catalog, self.weights, context), fresh
 
@@ -226,14 +250,18 @@ class ModelRouter:
             yield event
 
     async def _run(self, request: RouteRequest, *, stream: bool) -> AsyncIterator[StreamEvent]:
-        decision, fresh = self._decide(request, fresh_budget=False)
-        privacy, request, decision = self._privacy_plan(request, decision)
+        quality: Mapping[str, float] = {}
+        if self.prompt_router is not None:  # embedding the prompt takes milliseconds: off the event loop
+            self.validate(request)
+            quality = await asyncio.to_thread(self.prompt_quality, request)
+        decision, fresh = self._decide(request, fresh_budget=False, quality=quality)
+        privacy, request, decision = self._privacy_plan(request, decision, quality)
         try:
             plan, reservation = self._plan_and_reserve(decision, privacy)
         except BudgetExceeded:
             if fresh:
                 raise
-            decision, _ = self._decide(request, fresh_budget=True)  # the view was stale: decide again
+            decision, _ = self._decide(request, fresh_budget=True, quality=quality)  # the view was stale
             plan, reservation = self._plan_and_reserve(decision, privacy)
         started = time.perf_counter()
         attempts: list[dict[str, Any]] = []
@@ -336,7 +364,7 @@ class ModelRouter:
         yield Completion(text="".join(parts), model=call.deployment.name, usage=usage, finish_reason=finish)
 
     def _privacy_plan(
-        self, request: RouteRequest, decision: Decision
+        self, request: RouteRequest, decision: Decision, quality: Mapping[str, float]
     ) -> tuple[PrivacyPlan, RouteRequest, Decision]:
         """Scan the prompt when a planned deployment is not cleared for PII; refuse, or plan protection."""
         if self._privacy is None or not self._privacy.needs_scan(request, decision, self.catalog):
@@ -345,7 +373,7 @@ class ModelRouter:
         if plan.action != "cleared-only":
             return plan, request, decision
         request = replace(request, data_class="pii")
-        decision, _ = self._decide(request, fresh_budget=False)
+        decision, _ = self._decide(request, fresh_budget=False, quality=quality)
         if decision.chosen is None:
             outcome = Outcome(
                 status="refused", model_used=None, attempts=[], pii=plan.record(), error_code="pii_refused"
