@@ -1,9 +1,10 @@
-"""Router commands: models, ask, route explain, budgets, bench."""
+"""Router commands: models, ask, route explain, budgets; `router bench|fit-prompts` (learned routing)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,7 +21,7 @@ from maestro.api.cli.common import (
     services_for,
     settings_from_env,
 )
-from maestro.api.cli.output import emit_json, err_console, reported, write_text
+from maestro.api.cli.output import emit_json, err_console, progress_bar, reported, write_text
 
 if TYPE_CHECKING:
     from maestro.router.policy import RouteRequest
@@ -241,3 +242,111 @@ def _print_status(statuses: Sequence[Any], *, as_json: bool) -> None:
             f"${r['reserved_usd']:.4f} of ${r['limit_usd']:.2f} (remaining ${r['remaining_usd']:.4f})",
             highlight=False,
         )
+
+
+router_app = typer.Typer(help="Learned routing: fit a per-prompt router, benchmark it.", no_args_is_help=True)
+app.add_typer(router_app, name="router")
+
+
+@router_app.command("bench")
+def router_bench(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="RouteLLM's routing data, the folder with gsm8k/ and mmlu/ (default ../shared/data/routing)."
+        ),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option(help="Every MMLU prompt, not the per-subject sample (about 15k prompts to embed).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the per-prompt router on RouteLLM's GSM8K and MMLU outcomes; measure it on held-out prompts."""
+    from maestro.bench.routing import DEFAULT_DATA, bench_routing, report_table
+
+    settings = settings_from_env()
+    with reported(as_json=as_json), progress_bar("router bench", quiet=as_json) as bar:
+        report = bench_routing(settings, data=data or DEFAULT_DATA, full=full, progress=bar)
+    document = report.to_dict()
+    if as_json:
+        emit_json(document)
+        return
+    err_console.print(report_table(document))
+    for name, target in document["targets"].items():
+        mark = "[green]met[/]" if target["met"] else "[red]not met[/]"
+        err_console.print(
+            f"  {name}: {target['value']:.4f} (target {target['target']}) {mark}", highlight=False
+        )
+    metrics = document["metrics"]
+    err_console.print(
+        f"[dim]chosen by CV: {'; '.join(f'{k}: {v}' for k, v in report.chosen.items())} · "
+        f"{metrics['prompts_embedded']:.0f} prompts embedded in {metrics['embed_s']:.0f}s · "
+        f"fitting {metrics['fit_s']:.0f}s · total {metrics['bench_s']:.0f}s[/]",
+        highlight=False,
+    )
+
+
+@router_app.command("fit-prompts")
+def router_fit_prompts(
+    outcomes: Annotated[
+        Path, typer.Argument(help='JSON lines: {"prompt", "task", "model", "success"[, "group"]} per item.')
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the prompt router (JSON).")],
+    version: Annotated[
+        str | None, typer.Option(help="Version shown in decisions (default prompts-<UTC timestamp>).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit a per-prompt router from per-item outcomes; point MAESTRO_PROMPT_ROUTER_PATH at the file."""
+    from datetime import UTC, datetime
+
+    settings = settings_from_env()
+    with reported(as_json=as_json), progress_bar("fitting", quiet=as_json) as bar:
+        from maestro.core.errors import ConfigurationError
+        from maestro.evals.prompt_fit import fit_prompt_router, read_outcomes
+        from maestro.retrieval.factory import build_embedder
+        from maestro.router.factory import load_routing_config
+
+        rows = read_outcomes(outcomes)
+        catalog, _ = load_routing_config(settings)
+        unknown = sorted({r.model for r in rows} - set(catalog.deployments))
+        if unknown:
+            raise ConfigurationError(
+                f"{outcomes}: {unknown} are not deployments in the catalog ({settings.catalog_path}); a "
+                "prompt router names models as the catalog does"
+            )
+        embedder = build_embedder(settings)
+        task = bar.add_task("embedding prompts", total=len({r.prompt for r in rows}))
+
+        def embed(texts: Sequence[str]) -> list[tuple[float, ...]]:
+            vectors: list[tuple[float, ...]] = []
+            for start in range(0, len(texts), 256):
+                vectors += embedder.embed(texts[start : start + 256])
+                bar.update(task, completed=len(vectors))
+            return vectors
+
+        fitted = fit_prompt_router(
+            rows,
+            embed=embed,
+            embedder=embedder.name,
+            dim=embedder.dim,
+            version=version or f"prompts-{datetime.now(UTC):%Y%m%d-%H%M}",
+        )
+        fitted.router.write(out)
+    document: dict[str, Any] = {
+        "path": str(out),
+        "version": fitted.router.version,
+        "task_classes": fitted.summary(),
+    }
+    if as_json:
+        emit_json(document)
+        return
+    for task_class, summary in document["task_classes"].items():
+        err_console.print(
+            f"{task_class}: {summary['chosen']} (CV AUC {summary['cv_auc'][summary['chosen']]:.3f}) for "
+            f"{', '.join(summary['models'])}",
+            highlight=False,
+        )
+    err_console.print(
+        f"wrote {out} (version {fitted.router.version}); set MAESTRO_PROMPT_ROUTER_PATH to use it"
+    )
