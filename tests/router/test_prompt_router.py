@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +290,62 @@ def test_prompt_text_is_the_last_user_message_and_features_are_finite() -> None:
     assert len(features) == len(FEATURES)
     assert features[FEATURES.index("log_numbers")] == pytest.approx(np.log1p(2))
     assert all(np.isfinite(prompt_features("")))
+
+
+# -- the CLI, end to end: fit from outcomes, then route explain uses the file ---------------------------
+
+
+def test_fit_prompts_then_route_explain_uses_the_file(router_settings: Settings, tmp_path: Path) -> None:
+    outcomes = tmp_path / "outcomes.jsonl"
+    with outcomes.open("w") as out:
+        for i in range(60):
+            hard = i % 2 == 0
+            prompt = f"Write a formal proof of lemma {i}" if hard else f"Rename the helper {i}"
+            for model, success in (("cheap", not hard or i % 10 == 0), ("pricey", i % 15 != 0)):
+                row = {"prompt": prompt, "task": "codegen.edit", "model": model, "success": success}
+                out.write(json.dumps(row) + "\n")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    environment.update(
+        MAESTRO_DATA_DIR=str(tmp_path / "var"),
+        MAESTRO_EMBEDDER="hashing",
+        MAESTRO_CATALOG_PATH=str(router_settings.catalog_path),  # the test catalog and weights
+        MAESTRO_WEIGHTS_PATH=str(router_settings.weights_path),
+        TEST_KEY="sk-test",
+    )
+    maestro = str(Path(sys.executable).with_name("maestro"))
+
+    def run(*args: str, stdin: str = "", **env: str) -> Any:
+        done = subprocess.run(
+            [maestro, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**environment, **env},
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    fitted = run(
+        "router",
+        "fit-prompts",
+        str(outcomes),
+        "--out",
+        str(tmp_path / "pr.json"),
+        "--version",
+        "v1",
+        "--json",
+    )
+    assert fitted["version"] == "v1"
+    assert set(fitted["task_classes"]["codegen.edit"]["models"]) == {"cheap", "pricey"}
+    explain = ["route", "explain", "--task", "codegen.edit", "--json"]
+    with_file = {"MAESTRO_PROMPT_ROUTER_PATH": str(tmp_path / "pr.json")}
+    easy = run(*explain, stdin="Rename the helper 7", **with_file)
+    hard = run(*explain, stdin="Write a formal proof of lemma 7", **with_file)
+    assert easy["chosen"] == "cheap"
+    assert hard["chosen"] != "cheap"
+    reasons = {c["model"]: c["reasons"] for c in easy["candidates"]}
+    assert any("(prompt router v1)" in r for r in reasons["cheap"])
+    assert not any("prompt router" in r for r in reasons["mid"])  # no entry for mid: the weights
+    plain = run(*explain, stdin="Rename the helper 7")
+    assert plain["chosen"] == "mid"  # without the file: the weights (cheap 0.50 < floor 0.8)
