@@ -25,7 +25,16 @@ from maestro.evals.types import ResultRow
 from maestro.router.catalog import Catalog
 from maestro.router.weights import Estimate, Weights
 
-__all__ = ["Change", "Impact", "compare", "fit_weights", "routing_impact", "with_estimates"]
+__all__ = [
+    "Change",
+    "Impact",
+    "compare",
+    "fit_weights",
+    "item_prompt",
+    "prompt_outcomes",
+    "routing_impact",
+    "with_estimates",
+]
 
 MIN_SAMPLES = 10
 
@@ -209,3 +218,39 @@ def measured_pairs(rows: Iterable[ResultRow]) -> Mapping[tuple[str, str], int]:
         if row.score is not None:
             counts[(row.task_class, row.model)] += 1
     return dict(counts)
+
+
+def item_prompt(data: Mapping[str, object]) -> str:
+    """The text that stands for an eval item's prompt when fitting a per-prompt router: the question
+    (RAG, Cypher), the problem's prompt (HumanEval), else the target and what is expected (repository
+    sets)."""
+    for key in ("question", "prompt"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    target = data.get("target") or data.get("targets") or ""
+    return f"{target}: {data.get('expect', '')}".strip(": ")
+
+
+def prompt_outcomes(
+    rows: Iterable[ResultRow], prompts: Mapping[tuple[str, str], str], *, threshold: float = 0.5
+) -> list[dict[str, object]]:
+    """Per-prompt outcomes (``maestro router fit-prompts`` input) from measured results: success when the
+    item's score reaches ``threshold``; unmeasured items are left out.
+
+    ``prompts`` maps (dataset, item id) to the item's prompt text."""
+    lines: list[dict[str, object]] = []
+    for row in rows:
+        text = prompts.get((row.dataset, row.item_id))
+        if row.score is None or not text:
+            continue
+        lines.append(
+            {
+                "prompt": text,
+                "task": row.task_class,
+                "model": row.model,
+                "success": row.score >= threshold,
+                "group": row.dataset,
+            }
+        )
+    return lines

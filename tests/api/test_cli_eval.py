@@ -58,3 +58,39 @@ def test_cli_datasets_runs_report_and_dry_run_proposal(tmp_path: Path, cli: Maes
         refused.returncode == 2
         and "MAESTRO_EVAL_WEIGHTS_REPO" in json.loads(refused.stdout)["error"]["message"]
     )
+
+
+def test_router_fit_writes_weights_and_outcomes_for_the_prompt_router(
+    tmp_path: Path, cli: MaestroCli
+) -> None:
+    settings = Settings(data_dir=tmp_path / "var", embedder="hashing", _env_file=None)  # type: ignore[call-arg]
+    services = build_services(settings, client=oracle_client(load_problems()))
+    try:
+        summary = asyncio.run(
+            services.eval_runner(services.eval_authority()).run("humaneval", [LOCAL], limit=3)
+        )
+    finally:
+        services.close()
+    weights = tmp_path / "weights.yaml"
+    weights.write_text((Path(__file__).parents[2] / "maestro" / "router" / "weights.yaml").read_text())
+    env = {"MAESTRO_WEIGHTS_PATH": str(weights), "MAESTRO_EMBEDDER": "hashing"}
+
+    dry = json.loads(cli(["router", "fit", "--dry-run", "--json"], tmp_path, env=env).stdout)
+    assert dry["eval_run"] == summary.run.id and not dry["written"]
+    assert f"+      {LOCAL}: {{quality: 1.000, samples: 3" in dry["diff"]
+    assert "samples: 3" not in weights.read_text()
+
+    outcomes = tmp_path / "outcomes.jsonl"
+    done = cli(["router", "fit", "--outcomes", str(outcomes), "--json"], tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"{LOCAL}: {{quality: 1.000, samples: 3" in weights.read_text()
+    lines = [json.loads(line) for line in outcomes.read_text().splitlines()]
+    assert len(lines) == 3 and all(x["success"] and x["task"] == "codegen.edit" for x in lines)
+    assert all("def " in x["prompt"] for x in lines)  # the HumanEval prompt stands for the item
+
+    router_file = tmp_path / "prompts.json"
+    fitted = cli(
+        ["router", "fit-prompts", str(outcomes), "--out", str(router_file), "--json"], tmp_path, env=env
+    )
+    assert fitted.returncode == 0, fitted.stderr
+    assert "codegen.edit" in json.loads(fitted.stdout)["task_classes"] and router_file.exists()

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from maestro.api.cli.common import JsonOpt, TenantOpt, app, services_for, settings_from_env
 from maestro.api.cli.output import emit_json, err_console, progress_bar, reported, write_text
+from maestro.api.cli.router_commands import router_app
 from maestro.api.eval_cycle import report_dir, run_cycle, select_models
 
 if TYPE_CHECKING:
@@ -247,6 +248,100 @@ def eval_weekly(
         err_console.print(f"[red]regressions[/]: {', '.join(result.regressions)}", highlight=False)
     if result.proposal is not None:
         _print_proposal(result.proposal, False)
+
+
+@router_app.command("fit")
+def router_fit(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Eval run id (default: the latest finished).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Weights file to write (default MAESTRO_WEIGHTS_PATH).")
+    ] = None,
+    outcomes: Annotated[
+        Path | None,
+        typer.Option(
+            "--outcomes", help="Also write per-prompt outcomes (JSON lines) for `maestro router fit-prompts`."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff; write nothing.")] = False,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn an eval run's per-item outcomes into routing weights (every measured pair re-estimated).
+
+    Unlike `maestro eval propose-weights`, nothing is held back as noise: this is the direct fit, for a
+    first measurement or a deliberate refit. Weights PRs go through `propose-weights --open-pr`."""
+    import difflib
+    import json
+
+    from maestro.evals.data import load_items, load_manifest
+    from maestro.evals.fit import compare, fit_weights, item_prompt, prompt_outcomes
+    from maestro.evals.store import EvalStore
+    from maestro.router.weights import dump_weights, load_weights
+
+    settings = settings_from_env()
+    target = out or settings.weights_path
+    with reported(as_json=as_json):
+        services = services_for(settings)
+        try:
+            t = services.eval_authority(tenant).tenant
+            store = EvalStore(services.engine)
+            run = store.run_or_latest(t, run_id)
+            rows = store.results(t, run.id)
+            known = set(services.router.catalog.deployments)
+        finally:
+            services.close()
+        current = load_weights(target, known_models=known)
+        fitted = fit_weights(
+            current,
+            rows,
+            version=f"{run.finished_at or run.started_at:%Y-%m-%d}.{run.id[-10:]}",
+            known_models=known,
+        )
+        old_text, new_text = target.read_text(encoding="utf-8"), dump_weights(fitted)
+        changes = compare(current, fitted)
+        if not dry_run:
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(new_text, encoding="utf-8")
+            tmp.replace(target)
+        written_outcomes = 0
+        if outcomes is not None:
+            manifest = load_manifest()
+            prompts = {
+                (name, item.id): item_prompt(item.data)
+                for name in {r.dataset for r in rows}
+                if name in manifest.datasets
+                for item in load_items(manifest.datasets[name])
+            }
+            lines = prompt_outcomes(rows, prompts)
+            outcomes.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+            written_outcomes = len(lines)
+    diff = "".join(
+        difflib.unified_diff(
+            old_text.splitlines(keepends=True), new_text.splitlines(keepends=True), str(target), str(target)
+        )
+    )
+    if as_json:
+        emit_json(
+            {
+                "eval_run": run.id,
+                "weights": str(target),
+                "version": fitted.version,
+                "written": not dry_run,
+                "changes": [c.to_dict() for c in changes],
+                "diff": diff,
+                "outcomes": {"path": str(outcomes), "lines": written_outcomes} if outcomes else None,
+            }
+        )
+        return
+    write_text(diff)
+    err_console.print(
+        f"{'would write' if dry_run else 'wrote'} {target} (version {fitted.version}, "
+        f"{len(changes)} estimate(s) changed)"
+        + (f"; {written_outcomes} outcomes in {outcomes}" if outcomes else ""),
+        highlight=False,
+    )
 
 
 def _print_proposal(proposal: Proposal, as_json: bool) -> None:
