@@ -22,7 +22,7 @@ from maestro.api.cli.common import (
     services_for,
     settings_from_env,
 )
-from maestro.api.cli.output import emit_json, err_console, reported
+from maestro.api.cli.output import emit_json, err_console, progress_bar, reported
 
 if TYPE_CHECKING:
     from maestro.api.container import Services
@@ -238,18 +238,7 @@ class _progress:
     """A rich progress bar on stderr for long loads; off when stderr is not a terminal or with --json."""
 
     def __init__(self, as_json: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(
-            TextColumn("[bold]load[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=err_console,
-            transient=True,
-            disable=as_json or not err_console.is_terminal,
-        )
+        self._bar = progress_bar("load", quiet=as_json)
         self._task = self._bar.add_task("", total=None)
 
     def __enter__(self) -> Any:

@@ -14,8 +14,6 @@ state DB (bots cannot close PRs), its branch gone.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gzip
 import hashlib
 import io
@@ -24,7 +22,6 @@ import logging
 import re
 import shutil
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -33,6 +30,7 @@ from maestro.core.errors import ConfigurationError, MaestroError
 from maestro.tools.workspace import Worktree, sanitize_slug
 from maestro.tools.workspace.git import run_git
 from maestro.tools.workspace.naming import run_key
+from maestro.tools.workspace.workspace import locked
 
 __all__ = ["BASE_TAG", "ScratchRepo", "discard_run", "eval_workspaces", "scratch_repo"]
 
@@ -77,7 +75,7 @@ def scratch_repo(data_dir: Path, name: str = "shelfkit", *, timeout: float = 120
     digest = hashlib.sha256(data).hexdigest()
     home = data_dir / "evals" / "repos" / f"{name}-{digest[:12]}"
     remote = home / "origin.git"
-    with _locked(home.with_suffix(".lock")):
+    with locked(home.with_suffix(".lock")):
         base = _base(remote, timeout)
         if base is None:
             shutil.rmtree(remote, ignore_errors=True)
@@ -156,14 +154,3 @@ def _unpack(data: bytes, into: Path) -> None:
             target = into.joinpath(*parts)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(handle.read())
-
-
-@contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

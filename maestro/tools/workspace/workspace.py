@@ -71,7 +71,7 @@ class Workspace:
         fetch_url, remote_url = _resolve_source(source, timeout)
         record = root / "runs" / cell / f"{run_key(run)}.json" if run is not None else None
         repo = root / "repos" / _cache_name(remote_url)
-        with _locked(repo.with_suffix(".lock")):
+        with locked(repo.with_suffix(".lock")):
             if record is not None and record.exists():
                 resumed = _resume(record, run, workcell, reuse, timeout)
                 if resumed is not None:
@@ -122,7 +122,8 @@ def _cache_name(remote_url: str) -> str:
 
 
 @contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
+def locked(lock: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock`` (created if missing) for the block: one process at a time."""
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
