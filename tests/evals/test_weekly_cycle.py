@@ -13,9 +13,9 @@ no PR; a second cycle before the merge updates the open PR instead of opening an
 from __future__ import annotations
 
 import asyncio
-import time
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
