@@ -112,6 +112,18 @@ def test_open_local_repository(origin: Path, root: Path) -> None:
     assert len(git(origin, "worktree", "list", "--porcelain").split("\n\n")) == 1
 
 
+def test_a_relative_root_works_from_any_directory(
+    origin: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAESTRO_DATA_DIR defaults to the relative ``var``: the worktree must land under it, not inside
+    the bare repository git runs in."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(root.parent)
+    wt = Workspace.open(origin, root=Path(root.name), workcell="codegen", slug="relative")
+    assert wt.path.is_absolute() and wt.path.is_relative_to(root) and wt.path.is_dir()
+    assert "src/app.py" in wt.files()
+
+
 def test_open_file_url_with_base_tag(remote: Path, root: Path, origin: Path) -> None:
     wt = Workspace.open(f"file://{remote}", root=root, workcell="docs", slug="readme", base="v1")
     assert wt.base_ref == "v1" and wt.base_sha == git(origin, "rev-parse", "v1^{commit}")

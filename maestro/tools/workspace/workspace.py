@@ -40,7 +40,7 @@ _MAX_ATTEMPTS = 100
 
 def workspace_root(data_dir: Path) -> Path:
     """Where workspaces live for a data dir (``Settings.data_dir``)."""
-    return data_dir / "workspaces"
+    return (data_dir / "workspaces").resolve()
 
 
 class Workspace:
@@ -67,6 +67,7 @@ class Workspace:
         the same worktree (the runtime replays nodes); without ``reuse`` a second open is refused.
         Raises ``RepositoryNotFound``, ``RepositoryUnreachable``, ``UnknownRef`` or ``GitFailed``.
         """
+        root = root.resolve()  # git runs in the bare repository: a relative worktree path would land there
         cell = sanitize_slug(workcell, fallback="workcell")
         fetch_url, remote_url = _resolve_source(source, timeout)
         record = root / "runs" / cell / f"{run_key(run)}.json" if run is not None else None
