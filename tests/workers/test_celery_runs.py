@@ -204,7 +204,11 @@ def test_killed_worker_task_is_redelivered_and_its_effect_happens_once(cluster: 
     out, gate = cluster.data_dir / "once.log", cluster.data_dir / "gate"
     run = _submit(cluster, "once", {"target": "db", "out": str(out), "gate": str(gate)})
     deadline = time.monotonic() + 30
-    while not (out.exists() and out.read_text()):  # the effect happened; the node now waits at the gate
+    # the effect happened *and was recorded* (a kill between the two would redo it: an external effect is
+    # at-least-once up to its record); the node now waits at the gate
+    while not (
+        out.exists() and out.read_text() and cluster.runner.runs.effect(run.id, "act", "deploy:db")[0]
+    ):
         assert time.monotonic() < deadline, "the effect never happened"
         time.sleep(0.02)
     for proc in cluster.workers:
