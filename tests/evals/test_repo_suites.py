@@ -1,237 +1,180 @@
-"""The testgen and docs eval sets on the packaged fixture repository, through the real workcells: the
-scratch bare remote made from the archive, worktrees, the sandbox (coverage per test, doctests), the git
-PR backend, LangGraph and SQLite. Only the model is scripted: ``good`` writes useful tests and docs,
-``poor`` tests that fail and examples that do not run, ``lazy`` docs that run but leave a function
-undocumented. The archive must hold exactly the fixture repository's files."""
+"""The testgen and docs eval sets on the packaged repositories (shelfkit, tillkit), through the real
+workcells: the scratch bare remote made from the archive, worktrees, the sandbox (coverage per test,
+doctests), the git PR backend, LangGraph and SQLite. Only the model is scripted (tests/evals/conftest.py):
+``good`` writes useful tests and docs, ``poor`` tests that fail or cover too little and examples that do
+not run, ``lazy`` docs that run but leave a function undocumented. Each archive must hold exactly its
+fixture repository, and every item must be achievable: its target exists, and for tillkit a reference test
+module (tests/fixtures/tillkit_answers) passes on the current code and reaches the item's coverage."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import gzip
+import hashlib
 import io
+import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable, Iterator
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+import coverage
 import pytest
 
-from maestro.api.container import Services, build_services
-from maestro.core.settings import Settings
-from maestro.evals.suites.repo import docstrings_present
-from maestro.router.testing import FunctionLLM
-from maestro.router.types import Message, ModelCall
+from maestro.api.container import Services
+from maestro.evals.data import Item, load_items, load_manifest
+from maestro.evals.suites.repo import MODULE, docstrings_present
+from maestro.evals.types import ItemOutcome
 from maestro.tools.prs.store import PRStore
 
+if TYPE_CHECKING:
+    from conftest import Git  # tests/evals/conftest.py: the `git` fixture
+
 ROOT = Path(__file__).parents[2]
-FIXTURE = ROOT / "tests" / "fixtures" / "sample_repo"
-ARCHIVE = ROOT / "maestro" / "evals" / "repos" / "shelfkit.tar.gz"
-TENANT = "acme"
-CATALOG = """
-version: 1
-deployments:
-  - name: good
-    model: openai/good-model
-    api_base: http://127.0.0.1:9/v1
-    input_cost_per_token: 0.000001
-    output_cost_per_token: 0.000002
-    context_window: 16000
-    max_output_tokens: 4000
-  - name: poor
-    model: openai/poor-model
-    api_base: http://127.0.0.1:9/v1
-    input_cost_per_token: 0.0000001
-    output_cost_per_token: 0.0000002
-    context_window: 16000
-    max_output_tokens: 4000
-  - name: lazy
-    model: openai/lazy-model
-    api_base: http://127.0.0.1:9/v1
-    input_cost_per_token: 0.0000001
-    output_cost_per_token: 0.0000002
-    context_window: 16000
-    max_output_tokens: 4000
-"""
-
-WEIGHTS = """\
-version: "repo-evals-1"
-prior: 0.5
-task_classes:
-  testgen.write:
-    floor: 0.3
-    models: {}
-  docs.write:
-    floor: 0.3
-    models: {}
-"""
-
-GOOD_TESTS = """```python
-import pytest
-
-from shelfkit.stock import OutOfStock, Stock
+FIXTURES = ROOT / "tests" / "fixtures"
+REPOS = {"shelfkit": FIXTURES / "sample_repo", "tillkit": FIXTURES / "tillkit"}
+ANSWERS = FIXTURES / "tillkit_answers"
+ARCHIVES = ROOT / "maestro" / "evals" / "repos"
+TENANT = "acme"  # the default tenant of conftest's services
+MIN_ITEMS = 12  # per task class: above MAESTRO_EVAL_MIN_SAMPLES (10), so a run replaces the prior
 
 
-def test_add_and_level():
-    stock = Stock()
-    assert stock.add("apple", 3) == 3
-    assert stock.add("apple", 2) == 5
-    assert stock.level("apple") == 5
+def _items(dataset: str, repo: str | None = None) -> list[Item]:
+    items = load_items(load_manifest().datasets[dataset])
+    return [i for i in items if repo is None or i.data["repo"] == repo]
 
 
-def test_take_leaves_the_rest():
-    stock = Stock()
-    stock.add("pear", 4)
-    assert stock.take("pear", 3) == 1
-
-
-def test_take_more_than_available_raises():
-    with pytest.raises(OutOfStock):
-        Stock().take("plum", 1)
-
-
-def test_wrong_expectation():
-    assert Stock().level("kiwi") == 1
-
-
-def test_low_is_sorted():
-    stock = Stock()
-    stock.add("b", 1)
-    stock.add("a", 1)
-    stock.add("c", 9)
-    assert stock.low(5) == ["a", "b"]
-```
-"""
-POOR_TESTS = """```python
-from shelfkit.stock import Stock
-
-
-def test_level_starts_at_one():
-    assert Stock().level("kiwi") == 1
-```
-"""
-DOCSTRINGS = '''shelfkit/report.py
-<<<<<<< SEARCH
-from __future__ import annotations
-=======
-"""Plain-text stock reports."""
-
-from __future__ import annotations
->>>>>>> REPLACE
-
-shelfkit/report.py
-<<<<<<< SEARCH
-def format_row(sku: str, units: int, width: int = 12) -> str:
-    return f"{sku:<{width}}{units:>6}"
-=======
-def format_row(sku: str, units: int, width: int = 12) -> str:
-    """One report line: the SKU left-aligned in ``width`` columns, the units right-aligned in six.
-
-    >>> format_row("apple", 3, width=8)
-    'apple        3'
-    """
-    return f"{sku:<{width}}{units:>6}"
->>>>>>> REPLACE
-'''
-SUMMARIZE = '''
-shelfkit/report.py
-<<<<<<< SEARCH
-def summarize(stock: Stock, skus: list[str]) -> str:
-=======
-def summarize(stock: Stock, skus: list[str]) -> str:
-    """The rows of ``skus`` with their levels in ``stock``, then a TOTAL row."""
->>>>>>> REPLACE
-'''
-PAGE = """
-docs/report.md
-<<<<<<< SEARCH
-=======
-# Reports
-
-`shelfkit.report` prints stock levels; see [the stock module](../shelfkit/stock.py).
-
->>> from shelfkit.stock import Stock
->>> from shelfkit.report import summarize
->>> stock = Stock()
->>> stock.add("apple", 3)
-3
->>> print(summarize(stock, ["apple"]))
-apple            3
-TOTAL            3
->>>>>>> REPLACE
-"""
-GOOD_DOCS = DOCSTRINGS + SUMMARIZE + PAGE
-POOR_DOCS = GOOD_DOCS.replace("TOTAL            3", "TOTAL            4")
-LAZY_DOCS = DOCSTRINGS + PAGE  # runs, but summarize keeps no docstring
-
-
-def model(messages: list[Message], call: ModelCall) -> str:
-    """Replies by deployment (``call.deployment.name``) and by workcell (its system prompt)."""
-    system = str(messages[0].get("content") or "")
-    name = call.deployment.name
-    if system.startswith("You write pytest tests"):
-        return GOOD_TESTS if name == "good" else POOR_TESTS
-    return {"good": GOOD_DOCS, "poor": POOR_DOCS, "lazy": LAZY_DOCS}[name]
-
-
-@pytest.fixture
-def make_services(tmp_path: Path) -> Iterator[Callable[..., Services]]:
-    catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(CATALOG)
-    weights = tmp_path / "weights.yaml"
-    weights.write_text(WEIGHTS)
-    built: list[Services] = []
-
-    def make(**overrides: Any) -> Services:
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None,
-            data_dir=tmp_path / "var",
-            embedder="hashing",
-            catalog_path=catalog,
-            weights_path=weights,
-            default_tenant=TENANT,
-            repo_rounds=1,  # one round each: the poor model's failure shows without repairs
-            **overrides,
-        )
-        services = build_services(settings, client=FunctionLLM(model))
-        built.append(services)
-        return services
-
-    yield make
-    for services in built:
-        services.close()
-
-
-def _git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
-def test_the_archive_holds_exactly_the_fixture_repository() -> None:
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(ARCHIVE.read_bytes())), mode="r:") as tar:
+@pytest.mark.parametrize("name", sorted(REPOS))
+def test_the_archive_holds_exactly_the_fixture_repository(name: str) -> None:
+    archive, fixture = ARCHIVES / f"{name}.tar.gz", REPOS[name]
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(archive.read_bytes())), mode="r:") as tar:
         members = tar.getmembers()
         packed = {m.name: tar.extractfile(m).read() for m in members}  # type: ignore[union-attr]
     skipped = {"__pycache__", ".pytest_cache", ".coverage"}
     on_disk = {
-        p.relative_to(FIXTURE).as_posix(): p.read_bytes()
-        for p in FIXTURE.rglob("*")
-        if p.is_file() and not skipped & set(p.relative_to(FIXTURE).parts) and p.suffix != ".pyc"
+        p.relative_to(fixture).as_posix(): p.read_bytes()
+        for p in fixture.rglob("*")
+        if p.is_file() and not skipped & set(p.relative_to(fixture).parts) and p.suffix != ".pyc"
     }
-    assert packed == on_disk, "rebuild it: python scripts/build_eval_repo.py"
+    assert packed == on_disk, f"rebuild it: python scripts/build_eval_repo.py {name}"
     assert [m.name for m in members] == sorted(packed)
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {(0, 0, 0, "", "", 0o644)}
     check = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_eval_repo.py"), "--check"],
+        [sys.executable, str(ROOT / "scripts" / "build_eval_repo.py"), "--check", name],
         capture_output=True,
         text=True,
     )
     assert check.returncode == 0, check.stderr  # a rebuild gives the same tar stream
 
 
+def test_each_task_class_has_enough_distinct_items_on_existing_targets() -> None:
+    packed = {
+        name: hashlib.sha256(gzip.decompress((ARCHIVES / f"{name}.tar.gz").read_bytes())).hexdigest()
+        for name in REPOS
+    }
+    for dataset in ("testgen_shelfkit", "docs_shelfkit"):
+        items = _items(dataset)
+        assert len(items) >= MIN_ITEMS, dataset
+        targets = [(i.data.get("target"), i.data.get("page")) for i in items]
+        assert len(set(targets)) == len(items), f"{dataset}: two items ask for the same thing"
+        for item in items:
+            fixture = REPOS[item.data["repo"]]
+            assert item.data["repo_sha256"] == packed[item.data["repo"]] and item.data["expect"], item.id
+            for target in [item.data["target"]] if "target" in item.data else item.data["targets"]:
+                assert (fixture / target).is_file(), f"{item.id}: no {target}"
+    for item in _items("docs_shelfkit"):
+        fixture = REPOS[item.data["repo"]]
+        assert not (fixture / item.data["page"]).exists(), (
+            f"{item.id}: the page exists (the model cannot see it)"
+        )
+        assert set(item.data["docstrings"]) <= set(item.data["targets"]), item.id
+        for path, names in item.data["docstrings"].items():
+            assert set(names) <= _defined(fixture / path), f"{item.id}: {path} does not define all of {names}"
+
+
+def _defined(path: Path) -> set[str]:
+    """``<module>``, the top-level functions and classes, and ``Class.method`` of ``path``."""
+    tree = ast.parse(path.read_text())
+    names = {MODULE}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        if isinstance(node, ast.ClassDef):
+            names |= {f"{node.name}.{f.name}" for f in node.body if isinstance(f, ast.FunctionDef)}
+    return names
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in ``cwd``; pytest loads none of the venv's plugins (the fixture needs none, and
+    importing them takes seconds)."""
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("COVERAGE_PROCESS_START", None)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_every_tillkit_item_is_achievable(tmp_path: Path) -> None:
+    """testgen: the reference module of each item passes on the current code (bugs included) and, run
+    with the existing suite, raises the target's line coverage to the item's ``min_line_coverage``.
+    docs: every target's doctests run today, but for the stale example the refunds item is about; each
+    item names at least one docstring that is missing, or has that example to fix."""
+    repo = tmp_path / "tillkit"
+    shutil.copytree(REPOS["tillkit"], repo)
+    testgen = _items("testgen_shelfkit", "tillkit")
+    for item in testgen:
+        answer = ANSWERS / f"test_maestro_{Path(item.data['target']).stem}.py"
+        shutil.copy(answer, repo / "tests" / answer.name)
+    config = "[run]\nbranch = True\nsource = tillkit\ndynamic_context = test_function\n"  # context per test
+    (repo / ".coveragerc").write_text(config)
+    ran = _run(
+        ["-m", "coverage", "run", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml=j.xml"], repo
+    )
+    cases = ET.parse(repo / "j.xml").getroot().iter("testcase")
+    failed = {f"{c.get('classname')}.{c.get('name')}" for c in cases if c.find("failure") is not None}
+    assert failed == {"tests.test_loyalty.test_silver_from_500_points"}, ran.stdout[-3000:]  # the known bug
+
+    cov = coverage.Coverage(data_file=str(repo / ".coverage"), config_file=str(repo / ".coveragerc"))
+    cov.load()
+    data = cov.get_data()
+    contexts = data.measured_contexts()
+    existing = [c for c in contexts if not c.startswith("test_maestro_")]  # "" (imports) and the suite's
+    for item in testgen:
+        target = str(repo / item.data["target"])
+        statements = set(cov.analysis2(target)[1])
+        mine = [c for c in contexts if c.startswith(f"test_maestro_{Path(target).stem}.")]
+        assert mine, f"{item.id}: the reference tests ran under no context"
+        before = _lines(data, target, existing) & statements
+        after = _lines(data, target, existing + mine) & statements
+        percent = 100.0 * len(after) / len(statements)
+        assert len(after) > len(before), f"{item.id}: the reference tests cover nothing new"
+        assert percent >= item.data["min_line_coverage"], f"{item.id}: {percent:.1f}% < the item's floor"
+
+    doctests = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--doctest-modules", "tillkit"], repo)
+    stale = "tillkit/refunds.py::tillkit.refunds.refund_amount"  # the dc-till-refunds item's stale example
+    assert "1 failed" in doctests.stdout and stale in doctests.stdout, doctests.stdout[-3000:]
+    for item in _items("docs_shelfkit", "tillkit"):
+        ((path, names),) = item.data["docstrings"].items()
+        missing = set(names) - docstrings_present((repo / path).read_text(), names)
+        assert missing or path == "tillkit/refunds.py", f"{item.id}: every docstring it names exists"
+
+
+def _lines(data: coverage.CoverageData, path: str, contexts: list[str]) -> set[int]:
+    """The lines of ``path`` run under any of ``contexts``."""
+    data.set_query_contexts(["^(" + "|".join(map(re.escape, contexts)) + ")$"])
+    return set(data.lines(path) or [])
+
+
 def test_repo_suite_scores_useful_tests_and_docs_one_and_failures_zero(
-    make_services: Callable[..., Services],
+    make_repo_services: Callable[..., Services], git: Git
 ) -> None:
-    services = make_services()  # no MAESTRO_PR_REPOS_ALLOWED: the eval allows its own scratch remote only
+    services = make_repo_services()  # no MAESTRO_PR_REPOS_ALLOWED: the eval allows its scratch remotes only
     runner = services.eval_runner(services.eval_authority())
     summary = asyncio.run(runner.run("repo", ["good", "poor"], limit=1, concurrency=2))
     rows = {(r.dataset, r.model): r for r in runner.store.results(TENANT, summary.run.id)}
@@ -263,13 +206,13 @@ def test_repo_suite_scores_useful_tests_and_docs_one_and_failures_zero(
     assert len(prs) == 2 and {p.opened_by for p in prs} == {"eval-harness"}
     (scratch,) = {Path(p.repo) for p in prs}
     assert scratch.is_relative_to(services.settings.data_dir / "evals" / "repos")
-    assert "maestro/" not in _git("branch", "--list", cwd=scratch)
-    assert "eval-base" in _git("tag", cwd=scratch)
+    assert "maestro/" not in git("branch", "--list", cwd=scratch)
+    assert "eval-base" in git("tag", cwd=scratch)
     workspaces = services.settings.data_dir / "evals" / "workspaces"
     assert {p.name for p in (workspaces / "worktrees").iterdir()} == {"testgen", "docs"}
     assert not list((workspaces / "worktrees").glob("*/*"))  # each run's worktree removed
     (clone,) = (workspaces / "repos").glob("*.git")
-    assert "maestro/" not in _git("branch", "--list", cwd=clone)  # and its local branch
+    assert "maestro/" not in git("branch", "--list", cwd=clone)  # and its local branch
 
     # a second run on the same scratch remote: no collision; docs that leave a function bare score 0
     again = asyncio.run(runner.run("docs_shelfkit", ["lazy"], limit=1))
@@ -280,10 +223,62 @@ def test_repo_suite_scores_useful_tests_and_docs_one_and_failures_zero(
     assert len(PRStore(services.engine).list(TENANT)) == 3
 
 
+def _outcomes(services: Services, pairs: list[tuple[str, str, str]]) -> dict[tuple[str, str], ItemOutcome]:
+    """Each (dataset, item id, model) of ``pairs`` run by its dataset's suite adapter, two at a time as
+    ``maestro eval run`` does, keyed by (item id, model)."""
+    runner = services.eval_runner(services.eval_authority())
+    specs = {name: load_manifest().datasets[name] for name, _, _ in pairs}
+    items = {(name, i.id): i for name, spec in specs.items() for i in load_items(spec)}
+    gate = asyncio.Semaphore(2)
+
+    async def one(dataset: str, item_id: str, model: str) -> tuple[tuple[str, str], ItemOutcome]:
+        spec, item = specs[dataset], items[dataset, item_id]
+        async with gate:
+            return (item_id, model), await runner.adapter(spec.kind).run(runner.env, spec, item, model)
+
+    async def run() -> dict[tuple[str, str], ItemOutcome]:
+        for name, spec in specs.items():
+            wanted = [items[name, item_id] for dataset, item_id, _ in pairs if dataset == name]
+            await runner.adapter(spec.kind).prepare(runner.env, spec, wanted)
+        return dict(await asyncio.gather(*(one(*pair) for pair in pairs)))
+
+    return asyncio.run(run())
+
+
+def test_tillkit_items_score_end_to_end(make_repo_services: Callable[..., Services], git: Git) -> None:
+    """tg-till-coupons: the good tests are kept but the one asserting the documented minimum spend (the
+    code's ``<=`` bug) is dropped, and coverage reaches the floor; the poor module passes but covers too
+    little. dc-till-refunds: the good docs correct the stale docstring example; the poor ones leave it."""
+    services = make_repo_services()
+    pairs = [
+        (dataset, item, model)
+        for dataset, item in (("testgen_shelfkit", "tg-till-coupons"), ("docs_shelfkit", "dc-till-refunds"))
+        for model in ("good", "poor")
+    ]
+    outcomes = _outcomes(services, pairs)
+    good, poor = outcomes["tg-till-coupons", "good"], outcomes["tg-till-coupons", "poor"]
+    assert good.score == 1.0, good.error
+    assert good.metrics["tests_written"] == 6.0 and good.metrics["tests_dropped"] == 1.0
+    assert good.metrics["coverage_before"] == 0.0 and (good.metrics["coverage_after"] or 0) >= 90
+    assert poor.score == 0.0 and poor.metrics["opened"] == 1.0  # a PR, but not enough of the module tested
+    assert "below the item's 90%" in (poor.error or "") and (poor.metrics["coverage_delta"] or 0) > 0
+
+    good, poor = outcomes["dc-till-refunds", "good"], outcomes["dc-till-refunds", "poor"]
+    assert good.score == 1.0, good.error
+    assert good.metrics["docstrings"] == 1.0 and (good.metrics["examples_passed"] or 0) >= 2
+    assert poor.score == 0.0 and "checks_failing" in (poor.error or "") and poor.metrics["opened"] == 0.0
+
+    prs = PRStore(services.engine).list(TENANT)
+    (scratch,) = {Path(p.repo) for p in prs}
+    assert len(prs) == 3 and scratch.parent.name.startswith("tillkit-")
+    assert "tillkit/coupons.py" in git("show", "eval-base", "--stat", "--format=", cwd=scratch)
+    assert "maestro/" not in git("branch", "--list", cwd=scratch)
+
+
 def test_repo_evals_that_would_wait_for_a_human_are_unmeasured(
-    make_services: Callable[..., Services],
+    make_repo_services: Callable[..., Services],
 ) -> None:
-    services = make_services(repo_approval="always")
+    services = make_repo_services(repo_approval="always")
     runner = services.eval_runner(services.eval_authority())
     summary = asyncio.run(runner.run("docs_shelfkit", ["good"], limit=1))
     (row,) = runner.store.results(TENANT, summary.run.id)

@@ -1,9 +1,10 @@
 """Repository items (task classes ``testgen.write`` and ``docs.write``): the testgen and docs workcells on
-the packaged fixture repository ``shelfkit``.
+the packaged eval repositories (``maestro/evals/repos/<name>.tar.gz``: ``shelfkit``, ``tillkit``), each
+item naming its repository (``repo``) and pinning its archive's hash (``repo_sha256``).
 
 Each item runs the real workcell - worktree, the model's tests or docs, the sandbox (coverage per test,
 doctests), repair rounds, the diff guard, the pull request - with every model call pinned to the model
-under test. The repository is a scratch bare remote in the data dir (``scratch.scratch_repo``), every run
+under test. Each repository is a scratch bare remote in the data dir (``scratch.scratch_repo``), every run
 starting from its ``eval-base`` commit; the eval's runner opens PRs there through the git backend
 (whatever ``MAESTRO_PR_BACKEND`` says) and adds the scratch remotes - nothing else - to the eval
 tenant's PR allow-list. After scoring, the run's worktree and branches are removed (``scratch.discard_run``).

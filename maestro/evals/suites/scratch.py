@@ -79,7 +79,7 @@ def scratch_repo(data_dir: Path, name: str = "shelfkit", *, timeout: float = 120
         base = _base(remote, timeout)
         if base is None:
             shutil.rmtree(remote, ignore_errors=True)
-            _make(home, data, timeout)
+            _make(home, name, data, timeout)
             base = _base(remote, timeout)
         if base is None:
             raise ConfigurationError(f"could not make the eval repository {remote}: it has no {BASE_TAG} tag")
@@ -119,7 +119,7 @@ def _base(remote: Path, timeout: float) -> str | None:
     return found.stdout.strip() or None
 
 
-def _make(home: Path, data: bytes, timeout: float) -> None:
+def _make(home: Path, name: str, data: bytes, timeout: float) -> None:
     """Unpack the archive into a work tree, commit it on ``main``, tag it and clone it bare."""
     source = home / "source"
     shutil.rmtree(source, ignore_errors=True)
@@ -128,7 +128,7 @@ def _make(home: Path, data: bytes, timeout: float) -> None:
         _unpack(data, source)
         run_git(["init", "-q", "-b", "main", "."], cwd=source, timeout=timeout)
         run_git(["add", "-A"], cwd=source, timeout=timeout)
-        message = "shelfkit: the eval base (maestro/evals/repos)"
+        message = f"{name}: the eval base (maestro/evals/repos)"
         run_git(["commit", "-q", "--no-verify", "-m", message], cwd=source, timeout=timeout, env=_AUTHOR)
         run_git(["tag", BASE_TAG], cwd=source, timeout=timeout)
         run_git(["clone", "-q", "--bare", str(source), str(home / "origin.git")], cwd=home, timeout=timeout)
