@@ -15,7 +15,7 @@ from maestro.router.catalog import Catalog, load_catalog
 from maestro.router.decisions import DecisionLog
 from maestro.router.health import HealthTracker
 from maestro.router.privacy import PrivacyFilter
-from maestro.router.prompt_router import PromptEmbedder, PromptRouter, load_prompt_router
+from maestro.router.prompt_router import PromptEmbedder, PromptRouter, PromptRouterFile, load_prompt_router
 from maestro.router.service import ModelRouter, Observer, RouterLimits
 from maestro.router.types import LLMClient, LocalModelOptions
 from maestro.router.weights import TASK_CLASSES, Weights, WeightsFile, load_weights
@@ -116,6 +116,18 @@ def build_router(
         privacy=privacy,
         prompt_router=prompt_router,
         prompt_embedder=prompt_embedder if prompt_router is not None else None,
+        prompt_router_file=(
+            PromptRouterFile(
+                settings.prompt_router_path,
+                prompt_router,
+                embedder=prompt_embedder,
+                known_models=set(catalog.deployments),
+                known_tasks=TASK_CLASSES,
+                check_s=settings.weights_reload_s,
+            )
+            if prompt_router is not None and settings.prompt_router_path is not None
+            else None
+        ),
         weights_file=WeightsFile(
             settings.weights_path,
             weights,

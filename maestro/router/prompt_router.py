@@ -12,16 +12,21 @@ The file is JSON (never pickle) written by ``maestro.evals.prompt_fit`` and chec
 version, the embedder it was fitted with and its dimension, the feature list, task classes, model names
 and every vector's length. The router package cannot import retrieval, so the embedder arrives through
 the :class:`PromptEmbedder` protocol (the composition root passes the retrieval embedder); loading fails
-when it is not the embedder the file was fitted with.
+when it is not the embedder the file was fitted with. A running router watches the file
+(:class:`PromptRouterFile`): a refitted file is checked the same way and used; one that fails a check
+is logged and ignored.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -45,12 +50,15 @@ __all__ = [
     "Predictor",
     "PromptEmbedder",
     "PromptRouter",
+    "PromptRouterFile",
     "design_matrix",
     "load_prompt_router",
     "parse_prompt_router",
     "prompt_features",
     "prompt_text",
 ]
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "maestro.prompt-router"
 FORMAT_VERSION = 1
@@ -315,6 +323,10 @@ def load_prompt_router(
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"{path}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # removed or unreadable between the check above and the read
+        raise ConfigurationError(f"{path}: cannot read the prompt router file: {exc.strerror}") from None
     return parse_prompt_router(data, source=str(path), known_models=known_models, known_tasks=known_tasks)
 
 
@@ -382,3 +394,87 @@ def _predictor(entry: _Logistic | _Neighbours | _Constant, dim: int, where: str)
         )
     points = np.frombuffer(raw, dtype="<f4").astype(np.float64).reshape(len(entry.labels), dim)
     return NeighboursPredictor(entry.k, points, np.asarray(entry.labels, dtype=np.float64))
+
+
+# -- watching the file --------------------------------------------------------------------------------
+
+
+class PromptRouterFile:
+    """The prompt router of a file that may change while the process runs (a refitted file deployed).
+
+    Works like ``router.weights.WeightsFile``: ``current()`` returns the loaded router and, at most every
+    ``check_s`` seconds, looks at the file's modification time, size and inode; when they changed it loads
+    the file again with every check made at start (format, features, vector lengths, catalog models, task
+    classes and, with ``embedder``, the embedder it was fitted with). A file that no longer loads
+    (half-written, invalid, fitted with another embedder, naming unknown models, removed) is logged as a
+    warning, once per change, and ignored: routing keeps the last good router until a good file replaces it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        router: PromptRouter,
+        *,
+        embedder: PromptEmbedder | None = None,
+        known_models: Collection[str] | None = None,
+        known_tasks: Collection[str] | None = None,
+        check_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self._router = router
+        self._embedder = embedder
+        self._known_models = known_models
+        self._known_tasks = known_tasks
+        self._check_s = check_s
+        self._clock = clock
+        self._checked = clock()
+        self._stamp = self._stat()
+        self._lock = threading.Lock()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            found = self.path.stat()
+        except OSError:
+            return None
+        return found.st_mtime_ns, found.st_size, found.st_ino  # an atomic replace changes the inode
+
+    def load(self) -> PromptRouter:
+        """Read and check the file as it is now (ConfigurationError if it does not pass)."""
+        router = load_prompt_router(self.path, known_models=self._known_models, known_tasks=self._known_tasks)
+        if self._embedder is not None:
+            router.check_embedder(self._embedder, source=str(self.path))
+        return router
+
+    def current(self) -> PromptRouter:
+        """The router in force, reloaded first if the file changed and the check interval has passed."""
+        now = self._clock()
+        if now - self._checked < self._check_s:
+            return self._router
+        with self._lock:
+            self._checked = now
+            stamp = self._stat()
+            if stamp == self._stamp:
+                return self._router
+            self._stamp = stamp
+            if stamp is None:
+                logger.warning(
+                    "prompt router file %s is gone; keeping prompt router %s until a good file is back",
+                    self.path,
+                    self._router.version,
+                )
+                return self._router
+            try:
+                loaded = self.load()
+            except ConfigurationError as exc:
+                logger.warning(
+                    "prompt router file changed but does not load; keeping prompt router %s: %s",
+                    self._router.version,
+                    exc,
+                )
+                return self._router
+            logger.info(
+                "prompt router reloaded from %s: %s -> %s", self.path, self._router.version, loaded.version
+            )
+            self._router = loaded
+            return loaded

@@ -42,7 +42,7 @@ from maestro.router.decisions import DecisionLog, Outcome
 from maestro.router.health import HealthTracker
 from maestro.router.policy import Decision, RouteContext, RouteRequest, decide, require_chosen
 from maestro.router.privacy import NO_PII, PrivacyFilter, PrivacyPlan
-from maestro.router.prompt_router import PromptEmbedder, PromptRouter, prompt_text
+from maestro.router.prompt_router import PromptEmbedder, PromptRouter, PromptRouterFile, prompt_text
 from maestro.router.settlement import Settlement, SettlementWriter, write_settlements
 from maestro.router.types import Chunk, Completion, LLMClient, ModelCall, Usage
 from maestro.router.weights import Weights, WeightsFile
@@ -110,6 +110,17 @@ class StreamEvent:
 Observer = Callable[[Decision, Outcome], None]
 
 
+@dataclass(frozen=True)
+class _PromptScore:
+    """The prompt router's P(success) per deployment for one prompt, and the router version behind it."""
+
+    quality: Mapping[str, float]
+    version: str | None
+
+
+_NO_SCORE = _PromptScore({}, None)
+
+
 class ModelRouter:
     """Routes, budgets, executes and records model calls. Build it with ``router.factory.build_router``."""
 
@@ -129,9 +140,11 @@ class ModelRouter:
         weights_file: WeightsFile | None = None,
         prompt_router: PromptRouter | None = None,
         prompt_embedder: PromptEmbedder | None = None,
+        prompt_router_file: PromptRouterFile | None = None,
     ) -> None:
         self.catalog = catalog
-        self.prompt_router = prompt_router  # per-prompt quality; needs ``prompt_embedder`` to embed prompts
+        self._prompt_router = prompt_router  # per-prompt quality; needs ``prompt_embedder`` to embed prompts
+        self._prompt_router_file = prompt_router_file  # reloads the prompt router when its file changes
         self._weights = weights
         self._weights_file = weights_file  # reloads the weights when their file changes
         self.client = client
@@ -153,6 +166,13 @@ class ModelRouter:
             self._weights = self._weights_file.current()
         return self._weights
 
+    @property
+    def prompt_router(self) -> PromptRouter | None:
+        """The per-prompt router in force (re-read from its file when it changed, if one is watched)."""
+        if self._prompt_router_file is not None:
+            self._prompt_router = self._prompt_router_file.current()
+        return self._prompt_router
+
     # -- deciding -------------------------------------------------------------------------------
     def decide(self, request: RouteRequest, *, fresh_budget: bool = True) -> Decision:
         """Validate and decide without calling a model or reserving budget.
@@ -165,22 +185,28 @@ class ModelRouter:
     def prompt_quality(self, request: RouteRequest) -> dict[str, float]:
         """The prompt router's P(success) per deployment for this prompt; empty without a prompt router,
         for a task class it has no entry for, and for an override (the caller chose the model)."""
+        return dict(self._score(request).quality)
+
+    def _score(self, request: RouteRequest) -> _PromptScore:
+        """:meth:`prompt_quality` and the version of the prompt router that predicted it (one snapshot:
+        a reload in between cannot pair one file's predictions with another's version)."""
         router, embedder = self.prompt_router, self._prompt_embedder
         if router is None or embedder is None or request.is_override or not router.covers(request.task):
-            return {}
+            return _NO_SCORE
         text = prompt_text(request.messages)
         if not text.strip():
-            return {}
-        return router.predict(request.task, embedder.embed_query(router.embed_text(text)), text)
+            return _NO_SCORE
+        quality = router.predict(request.task, embedder.embed_query(router.embed_text(text)), text)
+        return _PromptScore(quality, router.version if quality else None)
 
     def _decide(
-        self, request: RouteRequest, *, fresh_budget: bool, quality: Mapping[str, float] | None = None
+        self, request: RouteRequest, *, fresh_budget: bool, score: _PromptScore | None = None
     ) -> tuple[Decision, bool]:
-        """Decide against the current budget and cooldowns; ``quality`` is the prompt router's prediction
+        """Decide against the current budget and cooldowns; ``score`` is the prompt router's prediction
         when the caller already has it (computed here otherwise)."""
         self.validate(request)
-        if quality is None:
-            quality = self.prompt_quality(request)
+        if score is None:
+            score = self._score(request)
         remaining, fresh = self._budget_view.remaining_nano(
             request.tenant, request.principal, fresh=fresh_budget
         )
@@ -190,8 +216,8 @@ class ModelRouter:
             environ=self._environ,
             default_max_tokens=self.limits.default_max_tokens,
             max_fallbacks=self.limits.max_fallbacks,
-            prompt_quality=quality,
-            prompt_router=self.prompt_router.version if quality and self.prompt_router else None,
+            prompt_quality=score.quality,
+            prompt_router=score.version,
         )
         return decide(request, self.catalog, self.weights, context), fresh
 
@@ -250,18 +276,18 @@ class ModelRouter:
             yield event
 
     async def _run(self, request: RouteRequest, *, stream: bool) -> AsyncIterator[StreamEvent]:
-        quality: Mapping[str, float] = {}
+        score = _NO_SCORE
         if self.prompt_router is not None:  # embedding the prompt takes milliseconds: off the event loop
             self.validate(request)
-            quality = await asyncio.to_thread(self.prompt_quality, request)
-        decision, fresh = self._decide(request, fresh_budget=False, quality=quality)
-        privacy, request, decision = self._privacy_plan(request, decision, quality)
+            score = await asyncio.to_thread(self._score, request)
+        decision, fresh = self._decide(request, fresh_budget=False, score=score)
+        privacy, request, decision = self._privacy_plan(request, decision, score)
         try:
             plan, reservation = self._plan_and_reserve(decision, privacy)
         except BudgetExceeded:
             if fresh:
                 raise
-            decision, _ = self._decide(request, fresh_budget=True, quality=quality)  # the view was stale
+            decision, _ = self._decide(request, fresh_budget=True, score=score)  # the view was stale
             plan, reservation = self._plan_and_reserve(decision, privacy)
         started = time.perf_counter()
         attempts: list[dict[str, Any]] = []
@@ -364,7 +390,7 @@ class ModelRouter:
         yield Completion(text="".join(parts), model=call.deployment.name, usage=usage, finish_reason=finish)
 
     def _privacy_plan(
-        self, request: RouteRequest, decision: Decision, quality: Mapping[str, float]
+        self, request: RouteRequest, decision: Decision, score: _PromptScore
     ) -> tuple[PrivacyPlan, RouteRequest, Decision]:
         """Scan the prompt when a planned deployment is not cleared for PII; refuse, or plan protection."""
         if self._privacy is None or not self._privacy.needs_scan(request, decision, self.catalog):
@@ -373,7 +399,7 @@ class ModelRouter:
         if plan.action != "cleared-only":
             return plan, request, decision
         request = replace(request, data_class="pii")
-        decision, _ = self._decide(request, fresh_budget=False, quality=quality)
+        decision, _ = self._decide(request, fresh_budget=False, score=score)
         if decision.chosen is None:
             outcome = Outcome(
                 status="refused", model_used=None, attempts=[], pii=plan.record(), error_code="pii_refused"

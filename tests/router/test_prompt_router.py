@@ -29,6 +29,7 @@ from maestro.router.prompt_router import (
     LogisticPredictor,
     NeighboursPredictor,
     PromptRouter,
+    PromptRouterFile,
     design_matrix,
     load_prompt_router,
     parse_prompt_router,
@@ -349,3 +350,125 @@ def test_fit_prompts_then_route_explain_uses_the_file(router_settings: Settings,
     assert not any("prompt router" in r for r in reasons["mid"])  # no entry for mid: the weights
     plain = run(*explain, stdin="Rename the helper 7")
     assert plain["chosen"] == "mid"  # without the file: the weights (cheap 0.50 < floor 0.8)
+
+
+# -- reloading: a refitted file is used without a restart, a bad one never ----------------------------
+
+
+def strong_everywhere(version: str, *, embedder: str = KeywordEmbedder.name) -> PromptRouter:
+    """A refit that finds the cheap model good on hard prompts too."""
+    return PromptRouter(
+        version=version,
+        embedder=embedder,
+        dim=KeywordEmbedder.dim,
+        task_classes={
+            "codegen.edit": {"cheap": logistic(hard=3.0, easy=3.0), "pricey": ConstantPredictor(0.97)}
+        },
+    )
+
+
+def rewrite_in_place(path: Path, text: str) -> None:
+    """Overwrite the file's bytes (same inode, as an editor or `cp` would), with a fresh mtime."""
+    stamp = path.stat().st_mtime_ns + 1_000_000_000 if path.exists() else 1_000_000_000
+    path.write_text(text)
+    os.utime(path, ns=(stamp, stamp))
+
+
+def test_a_refitted_file_is_used_without_a_restart_and_a_bad_one_is_ignored(
+    router_settings: Settings, sqlite_engine: Engine, router_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    embedder = KeywordEmbedder()
+    configured = router_settings.model_copy(
+        update={"prompt_router_path": router_file, "weights_reload_s": 1e-6}
+    )
+    llm = ScriptedLLM(["ok"] * 10)
+    router = build_router(
+        configured, engine=sqlite_engine, client=llm, environ=ENVIRON, prompt_embedder=embedder
+    )
+    hard = request("Write a proof that the integral converges")
+
+    def routed() -> tuple[str | None, set[str]]:
+        decision = router.explain(hard)  # recorded: read back what the decision log holds
+        stored = router.decisions.get(decision.id)
+        versions = {
+            r.split("(prompt router ")[1].split(")")[0]
+            for c in stored["candidates"]
+            for r in c["reasons"]
+            if "(prompt router " in r
+        }
+        return stored["chosen"], versions
+
+    try:
+        assert routed() == ("pricey", {"pr-test"})
+
+        strong_everywhere("refit-2").write(router_file)  # atomic replace, as fit-prompts writes it
+        assert routed() == ("cheap", {"refit-2"})
+        assert router.prompt_router is not None and router.prompt_router.version == "refit-2"
+        assert asyncio.run(router.complete(hard)).model == "cheap"  # completions too, not only decide
+
+        caplog.set_level("WARNING", logger="maestro.router.prompt_router")
+        bad_files = {
+            "half-written": '{"format": "maestro.prompt-router", "task_cl',
+            "unknown model": json.dumps(
+                {
+                    **codegen_router("bad-model").to_dict(),
+                    "task_classes": {"codegen.edit": {"gpt-9": {"kind": "constant", "p": 0.5}}},
+                }
+            ),
+            "other embedder": json.dumps(
+                strong_everywhere("bad-embedder", embedder="all-MiniLM-L6-v2").to_dict()
+            ),
+            "wrong vector length": json.dumps(
+                {
+                    **codegen_router("bad-coef").to_dict(),
+                    "task_classes": {
+                        "codegen.edit": {"cheap": {"kind": "logistic", "coef": [1.0], "intercept": 0}}
+                    },
+                }
+            ),
+        }
+        for why, text in bad_files.items():
+            caplog.clear()
+            rewrite_in_place(router_file, text)
+            assert routed() == ("cheap", {"refit-2"}), why  # the last good router stays in use
+            warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+            assert len(warnings) == 1 and "keeping prompt router refit-2" in warnings[0], (why, warnings)
+            routed()
+            assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1  # once per change
+
+        caplog.clear()
+        router_file.unlink()
+        assert routed() == ("cheap", {"refit-2"})
+        assert any("is gone" in r.getMessage() for r in caplog.records)
+
+        rewrite_in_place(router_file, json.dumps(codegen_router("refit-3").to_dict()))  # a good one again
+        assert routed() == ("pricey", {"refit-3"})
+    finally:
+        router.close()
+
+
+def test_the_file_is_looked_at_only_after_the_check_interval(tmp_path: Path) -> None:
+    class Clock:
+        now = 0.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    path = tmp_path / "pr.json"
+    codegen_router("v1").write(path)
+    clock = Clock()
+    source = PromptRouterFile(
+        path,
+        load_prompt_router(path),
+        embedder=KeywordEmbedder(),
+        known_models={"cheap", "mid", "pricey"},
+        known_tasks={"codegen.edit"},
+        check_s=5,
+        clock=clock,
+    )
+    codegen_router("v2").write(path)
+    assert source.current().version == "v1"  # not looked at before the interval passes
+    clock.now = 6
+    assert source.current().version == "v2"
+    clock.now = 12
+    assert source.current() is source.current()  # unchanged file: not read again
