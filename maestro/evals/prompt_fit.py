@@ -17,12 +17,20 @@ Candidates:
 * ``knn-<k>``: the success share among the ``k`` nearest training prompts (cosine).
 
 A model whose outcomes for a task are all successes (or all failures) gets a ``constant`` predictor.
+
+**The decision rule** (:func:`choose_rule`), per task class, also on these outcomes only: given each
+model's price, the prompts every model has an outcome for are routed with the out-of-fold predictions,
+once by the floor rule (the cheapest model whose P meets a floor, the floor swept) and once by the margin
+rule (:class:`~maestro.router.prompt_router.MarginRule`: the cheapest model within a margin of the best
+P, the margin swept). Each rule's cheapest setting whose success rate reaches ``quality_share`` (95 %) of
+the best single model's is found; the margin rule is kept, with that margin, when it is cheaper than the
+floor rule there. Otherwise the task has no rule and the floor in ``weights.yaml`` applies.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +43,7 @@ from maestro.router.prompt_router import (
     DEFAULT_EMBED_CHARS,
     ConstantPredictor,
     LogisticPredictor,
+    MarginRule,
     Matrix,
     NeighboursPredictor,
     Predictor,
@@ -49,7 +58,10 @@ __all__ = [
     "ItemOutcome",
     "ModelFit",
     "PromptFit",
+    "TYPICAL_CALL_TOKENS",
+    "RuleChoice",
     "TaskData",
+    "choose_rule",
     "fit_prompt_router",
     "fit_task",
     "read_outcomes",
@@ -58,6 +70,13 @@ __all__ = [
 EmbedMany = Callable[[Sequence[str]], Sequence[Sequence[float]]]
 Labels = npt.NDArray[np.float64]
 _EPS = 1e-6
+QUALITY_SHARE = 0.95
+"""The share of the best single model's success rate a fitted rule must keep (on training outcomes)."""
+TYPICAL_CALL_TOKENS = (1_000, 500)
+"""Prompt and completion tokens of the typical call a deployment is priced at to choose a rule."""
+MIN_RULE_PROMPTS = 30
+"""Fewer prompts with every model's outcome than this: no rule is fitted (the floor applies)."""
+_MAX_SWEEP = 2_000
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,7 @@ class PromptFit:
     chosen: dict[str, str] = field(default_factory=dict)
     cv_auc: dict[str, dict[str, float]] = field(default_factory=dict)
     models: dict[str, dict[str, ModelFit]] = field(default_factory=dict)
+    rules: dict[str, RuleChoice] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Per task: the chosen candidate, every candidate's mean CV AUC, samples and success rates."""
@@ -139,6 +159,7 @@ class PromptFit:
                     m: {"samples": f.samples, "success_rate": round(f.success_rate, 4)}
                     for m, f in self.models[task].items()
                 },
+                **({"rule": self.rules[task].summary()} if task in self.rules else {}),
             }
             for task in self.chosen
         }
@@ -186,8 +207,13 @@ def fit_prompt_router(
     folds: int = 5,
     seed: int = 0,
     candidates: Sequence[FitCandidate] = CANDIDATES,
+    costs: Mapping[str, float] | None = None,
+    quality_share: float = QUALITY_SHARE,
 ) -> PromptFit:
-    """Embed every distinct prompt once (its first ``embed_chars`` characters), then fit each task."""
+    """Embed every distinct prompt once (its first ``embed_chars`` characters), then fit each task.
+
+    With ``costs`` (each model's price of a typical call), each task's decision rule is chosen too
+    (:func:`choose_rule`); without, no rule is fitted and the weights' floor applies."""
     if not outcomes:
         raise ConfigurationError("no outcomes to fit a prompt router from")
     unknown = sorted({o.task for o in outcomes} - set(TASK_CLASSES))
@@ -216,15 +242,141 @@ def fit_prompt_router(
         }
         chosen, scores, fits = fit_task(data, dim=dim, folds=folds, seed=seed, candidates=candidates)
         fitted.chosen[task], fitted.cv_auc[task], fitted.models[task] = chosen, scores, fits
+        if costs is not None and len(models) >= 2:
+            shared = _shared_outcomes(models, fits)
+            if shared is not None:
+                oof, labels = shared
+                fitted.rules[task] = choose_rule(oof, labels, costs, quality_share=quality_share)
     fitted.router = PromptRouter(
         version=version,
         embedder=embedder,
         dim=dim,
         embed_chars=embed_chars,
         task_classes={t: {m: f.predictor for m, f in fits.items()} for t, fits in fitted.models.items()},
-        fit={"selection": "mean CV ROC AUC per task", "folds": folds, "seed": seed, **fitted.summary()},
+        rules={t: c.rule for t, c in fitted.rules.items() if c.rule is not None},
+        fit={
+            "selection": "mean CV ROC AUC per task",
+            "rule_selection": f"cheapest at {quality_share:g} of the best model's success, out of fold",
+            "folds": folds,
+            "seed": seed,
+            **fitted.summary(),
+        },
     )
     return fitted
+
+
+def _shared_outcomes(
+    models: Mapping[str, Sequence[ItemOutcome]], fits: Mapping[str, ModelFit]
+) -> tuple[dict[str, Matrix], dict[str, Labels]] | None:
+    """Out-of-fold P and outcomes on the prompts every model has an outcome for (the first one of each)."""
+    position = {
+        model: {o.prompt: i for i, o in reversed(list(enumerate(items)))} for model, items in models.items()
+    }
+    first = next(iter(position.values()))
+    prompts = [p for p in first if all(p in found for found in position.values())]
+    if len(prompts) < MIN_RULE_PROMPTS:
+        return None
+    oof = {m: fits[m].out_of_fold[[position[m][p] for p in prompts]] for m in models}
+    labels = {m: np.array([float(models[m][position[m][p]].success) for p in prompts]) for m in models}
+    return oof, labels
+
+
+@dataclass(frozen=True)
+class RuleChoice:
+    """The rule :func:`choose_rule` chose (None: the floor rule) and what each rule cost at the target:
+    the mean price per prompt of its cheapest setting that reaches it (None: no setting does)."""
+
+    rule: MarginRule | None
+    target: float
+    floor_cost: float | None
+    margin_cost: float | None
+    best_cost: float
+    prompts: int
+
+    def summary(self) -> dict[str, Any]:
+        def share(cost: float | None) -> float | None:
+            return None if cost is None else round(cost / self.best_cost, 4) if self.best_cost else None
+
+        return {
+            "kind": self.rule.kind if self.rule is not None else "floor",
+            **({"margin": round(self.rule.margin, 4)} if self.rule is not None else {}),
+            "target_success": round(self.target, 4),
+            "prompts": self.prompts,
+            "cost_vs_best_model": {"floor": share(self.floor_cost), "margin": share(self.margin_cost)},
+        }
+
+
+def choose_rule(
+    predicted: Mapping[str, Matrix],
+    labels: Mapping[str, Labels],
+    costs: Mapping[str, float],
+    *,
+    quality_share: float = QUALITY_SHARE,
+) -> RuleChoice:
+    """Choose a task's decision rule on training outcomes: ``predicted`` are each model's out-of-fold
+    P(success) and ``labels`` its outcomes (0/1) on the same prompts, ``costs`` its price per call.
+
+    The target is ``quality_share`` times the best single model's success rate. Both rules are swept
+    over every setting where a choice changes; the margin rule (with the largest margin that reaches the
+    target at its lowest cost, moved halfway to the next setting) is kept if it is strictly cheaper there
+    than the floor rule."""
+    missing = sorted(m for m in predicted if m not in costs or m not in labels)
+    if missing:
+        raise ConfigurationError(f"no price or no outcomes for {missing}: every model needs both")
+    models = sorted(predicted, key=lambda m: (costs[m], m))  # cheapest first, as decide ranks
+    p = np.column_stack([np.asarray(predicted[m], dtype=np.float64) for m in models])
+    y = np.column_stack([np.asarray(labels[m], dtype=np.float64) for m in models])
+    price = np.array([costs[m] for m in models], dtype=np.float64)
+    best_model = int(np.argmax(y.mean(axis=0)))
+    target = quality_share * float(y[:, best_model].mean())
+    top = p.max(axis=1, keepdims=True)
+
+    floors = _sweep(np.unique(p))
+    floor_cost, _ = _cheapest(p, y, price, target, [np.full(len(p), f) for f in floors])
+    gaps = _sweep(np.unique(np.concatenate([[0.0], (top - p).ravel()])))
+    margin_cost, at = _cheapest(p, y, price, target, [top[:, 0] - g for g in gaps])
+    rule = None
+    if margin_cost is not None and (floor_cost is None or margin_cost < floor_cost - 1e-12):
+        assert at is not None
+        following = gaps[at + 1] if at + 1 < len(gaps) else gaps[at]
+        rule = MarginRule(float(min(1.0, max(0.0, (gaps[at] + following) / 2))))
+    return RuleChoice(
+        rule=rule,
+        target=target,
+        floor_cost=floor_cost,
+        margin_cost=margin_cost,
+        best_cost=float(price[best_model]),
+        prompts=len(p),
+    )
+
+
+def _sweep(values: Matrix) -> Matrix:
+    """At most :data:`_MAX_SWEEP` settings, evenly spread over the sorted candidate values."""
+    if len(values) <= _MAX_SWEEP:
+        return values
+    picked: Matrix = values[np.linspace(0, len(values) - 1, _MAX_SWEEP).round().astype(int)]
+    return picked
+
+
+def _cheapest(
+    p: Matrix, y: Matrix, price: Matrix, target: float, floors: Sequence[Matrix]
+) -> tuple[float | None, int | None]:
+    """The lowest mean price per prompt among the per-prompt ``floors`` settings whose routed success
+    rate reaches ``target`` (ties: the later setting), and that setting's index; (None, None) if none.
+    Routing as ``decide`` does: the cheapest model (columns are cheapest first) whose P meets the floor,
+    else the one with the best P."""
+    rows = np.arange(len(p))
+    fallback = p.argmax(axis=1)
+    found: tuple[float | None, int | None] = (None, None)
+    for index, floor in enumerate(floors):
+        meets = p >= floor[:, None] - 1e-12
+        chosen = np.where(meets.any(axis=1), meets.argmax(axis=1), fallback)
+        if y[rows, chosen].mean() < target - 1e-12:
+            continue
+        cost = float(price[chosen].mean())
+        if found[0] is None or cost <= found[0]:
+            found = (cost, index)
+    return found
 
 
 def fit_task(

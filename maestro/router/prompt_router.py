@@ -8,6 +8,13 @@ the prompt's embedding and a few cheap features of its text (:data:`FEATURES`):
 * ``knn``: the share of successes among the ``k`` stored training prompts nearest (cosine) to the prompt;
 * ``constant``: one probability (a model that never, or always, failed in training).
 
+Per task class the file may also hold a decision **rule** (``rules``). Without one, ``decide`` routes a
+scored prompt by the task class's floor from ``weights.yaml``: the cheapest eligible model whose P meets
+it. With a :class:`MarginRule` the floor is set per prompt instead: the best P(success) among the
+eligible models the file scores, minus ``margin``, so a pricier model is chosen only when it is predicted
+to succeed by more than ``margin`` over every cheaper one (the expected gain is worth its price).
+``maestro.evals.prompt_fit`` chooses between the two on training outcomes only and fits the margin.
+
 The file is JSON (never pickle) written by ``maestro.evals.prompt_fit`` and checked on load: format and
 version, the embedder it was fitted with and its dimension, the feature list, task classes, model names
 and every vector's length. The router package cannot import retrieval, so the embedder arrives through
@@ -27,7 +34,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -46,6 +53,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ConstantPredictor",
     "LogisticPredictor",
+    "MarginRule",
     "NeighboursPredictor",
     "Predictor",
     "PromptEmbedder",
@@ -192,6 +200,23 @@ Predictor = LogisticPredictor | NeighboursPredictor | ConstantPredictor
 
 
 @dataclass(frozen=True)
+class MarginRule:
+    """Per prompt, the cheapest eligible model whose P(success) is within ``margin`` of the best eligible
+    model's: the floor of a prompt is ``best - margin``. With two models, the pricier one serves a prompt
+    when it is predicted to succeed by more than ``margin`` over the cheaper one."""
+
+    margin: float
+    kind: Literal["margin"] = "margin"
+
+    def floor(self, best: float) -> float:
+        """The prompt's floor, given the best predicted P(success) among the eligible models."""
+        return max(0.0, best - self.margin)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "margin": self.margin}
+
+
+@dataclass(frozen=True)
 class PromptRouter:
     """Per task class and model, a predictor of P(success) for a prompt."""
 
@@ -201,6 +226,7 @@ class PromptRouter:
     task_classes: Mapping[str, Mapping[str, Predictor]]
     embed_chars: int = DEFAULT_EMBED_CHARS  # only the prompt's first characters are embedded
     fit: Mapping[str, Any] | None = None  # how it was fitted (informational)
+    rules: Mapping[str, MarginRule] = field(default_factory=dict)  # task -> rule; absent: the weights' floor
 
     def embed_text(self, text: str) -> str:
         """The part of a prompt that is embedded (the features always see all of it)."""
@@ -211,6 +237,10 @@ class PromptRouter:
 
     def models(self, task: str) -> tuple[str, ...]:
         return tuple(self.task_classes.get(task, {}))
+
+    def rule(self, task: str) -> MarginRule | None:
+        """The task class's decision rule, or None: the floor in ``weights.yaml`` applies."""
+        return self.rules.get(task)
 
     def predict(self, task: str, vector: Sequence[float], text: str) -> dict[str, float]:
         """P(success) of every model the file knows for ``task`` on one prompt (empty if none)."""
@@ -252,6 +282,8 @@ class PromptRouter:
                 for task, models in self.task_classes.items()
             },
         }
+        if self.rules:
+            document["rules"] = {task: rule.to_dict() for task, rule in self.rules.items()}
         if self.fit is not None:
             document["fit"] = dict(self.fit)
         return document
@@ -288,6 +320,12 @@ class _Constant(BaseModel):
     p: float = Field(ge=0, le=1)
 
 
+class _Margin(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["margin"]
+    margin: float = Field(ge=0, le=1)
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     format: Literal["maestro.prompt-router"]
@@ -298,6 +336,7 @@ class _Spec(BaseModel):
     embed_chars: int = Field(ge=1)
     features: list[str]
     task_classes: dict[str, dict[str, _Logistic | _Neighbours | _Constant]]
+    rules: dict[str, _Margin] = Field(default_factory=dict)
     fit: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -359,6 +398,12 @@ def parse_prompt_router(
             if known_models is not None and model not in known_models:
                 raise ConfigurationError(f"{where}: not a deployment in the catalog (names must match)")
             tasks[task][model] = _predictor(entry, spec.dim, where)
+    for task in spec.rules:
+        if not tasks.get(task):
+            raise ConfigurationError(
+                f"{source}: rules.{task}: a rule for a task class without predictors; a rule needs the "
+                "models' predictions (refit with `maestro router fit-prompts`)"
+            )
     return PromptRouter(
         version=spec.version,
         embedder=spec.embedder,
@@ -366,6 +411,7 @@ def parse_prompt_router(
         task_classes=tasks,
         embed_chars=spec.embed_chars,
         fit=spec.fit,
+        rules={task: MarginRule(rule.margin) for task, rule in spec.rules.items()},
     )
 
 

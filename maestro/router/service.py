@@ -42,7 +42,13 @@ from maestro.router.decisions import DecisionLog, Outcome
 from maestro.router.health import HealthTracker
 from maestro.router.policy import Decision, RouteContext, RouteRequest, decide, require_chosen
 from maestro.router.privacy import NO_PII, PrivacyFilter, PrivacyPlan
-from maestro.router.prompt_router import PromptEmbedder, PromptRouter, PromptRouterFile, prompt_text
+from maestro.router.prompt_router import (
+    MarginRule,
+    PromptEmbedder,
+    PromptRouter,
+    PromptRouterFile,
+    prompt_text,
+)
 from maestro.router.settlement import Settlement, SettlementWriter, write_settlements
 from maestro.router.types import Chunk, Completion, LLMClient, ModelCall, Usage
 from maestro.router.weights import Weights, WeightsFile
@@ -112,10 +118,12 @@ Observer = Callable[[Decision, Outcome], None]
 
 @dataclass(frozen=True)
 class _PromptScore:
-    """The prompt router's P(success) per deployment for one prompt, and the router version behind it."""
+    """The prompt router's P(success) per deployment for one prompt, the router version behind it and the
+    task class's rule in that version (None: the weights' floor)."""
 
     quality: Mapping[str, float]
     version: str | None
+    rule: MarginRule | None = None
 
 
 _NO_SCORE = _PromptScore({}, None)
@@ -197,7 +205,9 @@ class ModelRouter:
         if not text.strip():
             return _NO_SCORE
         quality = router.predict(request.task, embedder.embed_query(router.embed_text(text)), text)
-        return _PromptScore(quality, router.version if quality else None)
+        if not quality:
+            return _NO_SCORE
+        return _PromptScore(quality, router.version, router.rule(request.task))
 
     def _decide(
         self, request: RouteRequest, *, fresh_budget: bool, score: _PromptScore | None = None
@@ -219,7 +229,25 @@ class ModelRouter:
             prompt_quality=score.quality,
             prompt_router=score.version,
         )
-        return decide(request, self.catalog, self.weights, context), fresh
+        weights = self.weights
+        decision = decide(request, self.catalog, weights, context)
+        if score.rule is None or decision.override is not None:
+            return decision, fresh
+        # a margin rule: among the eligible models the prompt router scored, the cheapest whose P(success)
+        # is within the margin of the best one's; its P becomes the prompt's floor, so decide chooses it
+        # (or a cheaper model the file does not score whose weights estimate is at least as high)
+        scored = [c for c in decision.candidates if c.eligible and c.model in score.quality]
+        if not scored:
+            return decision, fresh
+        best = max(c.predicted_quality for c in scored)
+        within = [c for c in scored if c.predicted_quality >= score.rule.floor(best)]
+        pick = min(within, key=lambda c: (c.est_cost_usd, -c.predicted_quality, c.model))
+        floor = pick.predicted_quality
+        context = replace(
+            context,
+            prompt_router=f"{score.version}; margin {score.rule.margin:.2f} below the best {best:.2f}",
+        )
+        return decide(request, self.catalog, weights.with_floor(request.task, floor), context), fresh
 
     def explain(self, request: RouteRequest) -> Decision:
         """``maestro route explain``: decide and record the decision as ``explained``."""

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -90,6 +90,10 @@ class Weights:
 
     def knows(self, task: str) -> bool:
         return task in self.floors
+
+    def with_floor(self, task: str, floor: float) -> Weights:
+        """These weights with another floor for ``task`` (a prompt router's per-prompt floor)."""
+        return replace(self, floors={**self.floors, task: floor})
 
 
 def load_weights(path: Path, *, known_models: set[str] | None = None) -> Weights:

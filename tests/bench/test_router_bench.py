@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,22 +17,35 @@ import pytest
 
 from maestro.bench.routing import (
     DEFAULT_DATA,
+    EMBED_CHARS,
     FIGURES,
     STRONG_MODEL,
     WEAK_MODEL,
+    DecideRouting,
+    LookupEmbedder,
     RoutingSet,
     bench_routing,
     decide_order,
     figures,
+    gain_order,
     load_gsm8k,
     load_mmlu,
     oracle_order,
     random_figures,
     report_table,
+    route_with_decide,
 )
 from maestro.core.errors import ConfigurationError
 from maestro.core.settings import Settings
 from maestro.retrieval.embeddings import HashingEmbedder
+from maestro.router.factory import open_state_db
+from maestro.router.prompt_router import (
+    FEATURES,
+    LogisticPredictor,
+    MarginRule,
+    PromptRouter,
+    design_matrix,
+)
 
 SUBJECTS = ("abstract_algebra", "anatomy", "astronomy", "business_ethics", "college_biology")
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -65,7 +79,8 @@ def test_a_small_run_has_the_bench_shape_and_its_invariants(settings: Settings, 
     for name in ("mmlu", "gsm8k"):
         for system, source in (
             ("router", metrics),
-            ("router_gain", metrics),
+            ("floor_rule", metrics),
+            ("gain_rule", metrics),
             ("oracle", metrics),
             ("random", baseline),
         ):
@@ -77,16 +92,23 @@ def test_a_small_run_has_the_bench_shape_and_its_invariants(settings: Settings, 
         assert metrics[f"{name}.oracle.strong_share_at_95"] <= metrics[f"{name}.router.strong_share_at_95"]
         assert metrics[f"{name}.oracle.apgr"] >= metrics[f"{name}.router.apgr"]
         assert (baseline[f"{name}.random.cpt50"], baseline[f"{name}.random.apgr"]) == (0.5, 0.5)
-        assert 0 <= metrics[f"{name}.router.floor_from_training.strong_share"] <= 1
-        assert 0 < metrics[f"{name}.router.floor_from_training.quality_ratio"]
+        # the router is whichever rule the training split chose, per split
+        splits, margins = metrics[f"{name}.splits"], metrics[f"{name}.router.margin_rule_splits"]
+        if margins == 0:
+            assert metrics[f"{name}.router.apgr"] == metrics[f"{name}.floor_rule.apgr"]
+        if margins == splits:
+            assert metrics[f"{name}.router.apgr"] == metrics[f"{name}.gain_rule.apgr"]
+        assert 0 <= metrics[f"{name}.router.from_training.strong_share"] <= 1
+        assert 0 <= metrics[f"{name}.router.from_training.floor"] <= 1
+        assert 0 < metrics[f"{name}.router.from_training.quality_ratio"]
         assert 0 <= metrics[f"{name}.weak_accuracy"] <= 1 and 0 <= metrics[f"{name}.strong_accuracy"] <= 1
         for saving in ("cost", "call"):
             target = document["targets"][f"{name}.{saving}_saving_at_95_beats_routellm"]
             assert target["met"] is (
                 target["value"] > baseline[f"{name}.routellm_published.cost_saving_at_95"]
             )
-    assert set(report.chosen) == {"mmlu", "gsm8k"}
-    assert report_table(document).row_count == 2 * 6
+    assert set(report.chosen) == {"mmlu", "gsm8k"} and set(report.rules) == {"mmlu", "gsm8k"}
+    assert report_table(document).row_count == 2 * 7
 
 
 def test_the_figures_on_a_hand_made_split() -> None:
@@ -167,3 +189,51 @@ def test_the_cli_prints_one_json_document(tmp_path: Path, data: Path) -> None:
     }
     assert document["metrics"]["gsm8k.splits"] == 10
     assert (tmp_path / "var" / "embeddings.sqlite").is_file()  # the vectors are cached for the next run
+
+
+def test_decide_routes_held_out_prompts_exactly_as_the_bench_ranks_them(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The bench's figures sweep an order; its `deployed` figures route through ModelRouter.decide. For
+    one margin (or floor), decide must send to GPT-4 exactly the first prompts of that order."""
+    embedder = HashingEmbedder(dim=16)
+    prompts = [
+        f"Problem {i}: a train leaves at {i % 12} and travels {7 * i} miles. " * (1 + i % 3)
+        for i in range(150)
+    ]
+    parts = [p[:EMBED_CHARS] for p in prompts]
+    vectors = {t: np.asarray(v) for t, v in zip(parts, embedder.embed(parts), strict=True)}
+    rng = np.random.default_rng(3)
+
+    def predictor(intercept: float) -> LogisticPredictor:  # on the embedding only (features weigh 0)
+        return LogisticPredictor(
+            np.r_[rng.normal(scale=3.0, size=embedder.dim), np.zeros(len(FEATURES))], intercept
+        )
+
+    predictors = {WEAK_MODEL: predictor(0.3), STRONG_MODEL: predictor(0.8)}
+    floor_file = PromptRouter(
+        version="same-floor",
+        embedder=embedder.name,
+        dim=embedder.dim,
+        embed_chars=EMBED_CHARS,
+        task_classes={"chat": predictors},
+    )
+    margin_file = replace(floor_file, version="same-margin", rules={"chat": MarginRule(0.1)})
+    predicted = floor_file.predict_many("chat", design_matrix([vectors[t] for t in parts], prompts))
+    p_weak, p_strong = predicted[WEAK_MODEL], predicted[STRONG_MODEL]
+    assert (p_strong > p_weak + 0.1).sum() > 10 and (p_strong < p_weak).sum() > 10  # both kinds occur
+
+    scratch = settings.model_copy(update={"tenant_budget_usd": 1e9, "principal_budget_usd": 1e9})
+    engine = open_state_db(scratch)
+    try:
+        routing = DecideRouting(
+            scratch, tmp_path, engine, LookupEmbedder(embedder.name, embedder.dim, vectors)
+        )
+        by_margin = route_with_decide(routing, margin_file, 0.9, prompts).astype(bool)
+        by_floor = route_with_decide(routing, floor_file, 0.6, prompts).astype(bool)
+    finally:
+        engine.dispose()
+    assert (by_margin == (p_strong - p_weak > 0.1)).all()  # the margin rule ignores the weights' floor
+    assert set(gain_order(p_weak, p_strong)[: by_margin.sum()]) == set(np.flatnonzero(by_margin))
+    assert (by_floor == ((p_weak < 0.6) & (p_strong > p_weak))).all()
+    assert set(decide_order(p_weak, p_strong)[: by_floor.sum()]) == set(np.flatnonzero(by_floor))

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from maestro.router.prompt_router import (
     FEATURES,
     ConstantPredictor,
     LogisticPredictor,
+    MarginRule,
     NeighboursPredictor,
     PromptRouter,
     PromptRouterFile,
@@ -339,6 +341,9 @@ def test_fit_prompts_then_route_explain_uses_the_file(router_settings: Settings,
     )
     assert fitted["version"] == "v1"
     assert set(fitted["task_classes"]["codegen.edit"]["models"]) == {"cheap", "pricey"}
+    rule = fitted["task_classes"]["codegen.edit"]["rule"]  # chosen on the outcomes, catalog prices
+    assert rule["kind"] in ("floor", "margin") and rule["prompts"] == 60
+    assert (rule["kind"] == "margin") is ("rules" in json.loads((tmp_path / "pr.json").read_text()))
     explain = ["route", "explain", "--task", "codegen.edit", "--json"]
     with_file = {"MAESTRO_PROMPT_ROUTER_PATH": str(tmp_path / "pr.json")}
     easy = run(*explain, stdin="Rename the helper 7", **with_file)
@@ -472,3 +477,72 @@ def test_the_file_is_looked_at_only_after_the_check_interval(tmp_path: Path) -> 
     assert source.current().version == "v2"
     clock.now = 12
     assert source.current() is source.current()  # unchanged file: not read again
+
+
+# -- a margin rule: the prompt's floor is the best eligible P(success) minus the margin -------------------
+
+
+def margin_router(margin: float) -> PromptRouter:
+    return replace(codegen_router("pr-margin"), rules={"codegen.edit": MarginRule(margin)})
+
+
+def test_a_margin_rule_picks_the_cheapest_model_within_the_margin_of_the_best(
+    router_settings: Settings, sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "pr.json"
+    margin_router(0.75).write(path)
+    router = make(router_settings, sqlite_engine, path=path, embedder=KeywordEmbedder())
+    hard = router.decide(request("Write a proof that the integral converges"))
+    # best pricey 0.97, so within 0.75 of it means >= 0.22: cheap 0.12 is not, mid 0.27 is the cheapest
+    # that is, and its 0.27 is the prompt's floor. The weights' floor (0.8) would have chosen pricey.
+    assert hard.chosen == "mid"
+    assert hard.fallbacks[0] == "pricey"
+    reason = hard.candidate("mid").reasons[0]
+    assert reason == "quality 0.27 (prompt router pr-margin; margin 0.75 below the best 0.97) >= floor 0.27"
+    assert hard.candidate("onprem").predicted_quality == pytest.approx(0.20)  # not scored: its weights
+    easy = router.decide(request("Rename the variable x"))
+    assert easy.chosen == "cheap"  # 0.95 >= 0.97 - 0.75
+
+    path.write_text(json.dumps(margin_router(0.9).to_dict()))  # a wider margin: cheap 0.12 >= 0.07
+    wide = make(router_settings, sqlite_engine, path=path, embedder=KeywordEmbedder())
+    decision = wide.decide(request("Write a proof"))
+    # cheap is the pick (floor 0.12); onprem, which the file does not score, is cheaper still at 512
+    # output tokens and its weights estimate 0.20 meets that floor: decide takes it
+    assert decision.candidate("cheap").reasons[0].endswith(">= floor 0.12")
+    assert decision.chosen == "onprem" and decision.fallbacks[0] == "cheap"
+
+
+def test_the_margin_is_measured_from_the_best_eligible_model(
+    router_settings: Settings, sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "pr.json"
+    margin_router(0.75).write(path)
+    # a principal budget that covers mid (4,000 tokens at $4/1M) but not pricey (at $30/1M)
+    poor = router_settings.model_copy(update={"principal_budget_usd": 0.05})
+    router = make(poor, sqlite_engine, path=path, embedder=KeywordEmbedder())
+    hard = router.decide(request("Write a proof", max_tokens=4000))
+    assert not hard.candidate("pricey").eligible
+    # best eligible: mid 0.27, floor max(0, 0.27 - 0.75) = 0: the cheapest eligible model
+    assert hard.chosen == "cheap"
+    assert "margin 0.75 below the best 0.27" in hard.candidate("cheap").reasons[0]
+
+
+def test_an_override_ignores_the_rule_and_rules_are_checked_on_load(
+    router_settings: Settings, sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "pr.json"
+    margin_router(0.75).write(path)
+    router = make(router_settings, sqlite_engine, path=path, embedder=KeywordEmbedder())
+    pinned = router.decide(
+        request("Write a proof", model="pricey", override_reason="t", scopes=frozenset({"router:override"}))
+    )
+    assert pinned.chosen == "pricey"
+    assert load_prompt_router(path).rule("codegen.edit") == MarginRule(0.75)
+    assert load_prompt_router(path).rule("chat") is None
+    document = margin_router(0.75).to_dict()
+    document["rules"]["chat"] = {"kind": "margin", "margin": 0.1}
+    with pytest.raises(ConfigurationError, match=r"rules\.chat: a rule for a task class without predictors"):
+        parse_prompt_router(document)
+    document["rules"] = {"codegen.edit": {"kind": "margin", "margin": 1.5}}
+    with pytest.raises(ConfigurationError, match="margin"):
+        parse_prompt_router(document)

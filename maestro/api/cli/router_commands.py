@@ -279,7 +279,8 @@ def router_bench(
         )
     metrics = document["metrics"]
     err_console.print(
-        f"[dim]chosen by CV: {'; '.join(f'{k}: {v}' for k, v in report.chosen.items())} · "
+        f"[dim]chosen by CV: {'; '.join(f'{k}: {v}' for k, v in report.chosen.items())} · rule chosen on "
+        f"training: {'; '.join(f'{k}: {v}' for k, v in report.rules.items())} · "
         f"{metrics['prompts_embedded']:.0f} prompts embedded in {metrics['embed_s']:.0f}s · "
         f"fitting {metrics['fit_s']:.0f}s · total {metrics['bench_s']:.0f}s[/]",
         highlight=False,
@@ -295,15 +296,26 @@ def router_fit_prompts(
     version: Annotated[
         str | None, typer.Option(help="Version shown in decisions (default prompts-<UTC timestamp>).")
     ] = None,
+    quality_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Decision rule: keep this share of the best model's success rate (on the outcomes).",
+        ),
+    ] = 0.95,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit a per-prompt router from per-item outcomes; point MAESTRO_PROMPT_ROUTER_PATH at the file."""
+    """Fit a per-prompt router from per-item outcomes; point MAESTRO_PROMPT_ROUTER_PATH at the file.
+
+    Per task class it also chooses the decision rule on the outcomes (the weights' floor, or a margin
+    below the best predicted model), with each model priced at a typical call in the catalog."""
     from datetime import UTC, datetime
 
     settings = settings_from_env()
     with reported(as_json=as_json), progress_bar("fitting", quiet=as_json) as bar:
         from maestro.core.errors import ConfigurationError
-        from maestro.evals.prompt_fit import fit_prompt_router, read_outcomes
+        from maestro.evals.prompt_fit import TYPICAL_CALL_TOKENS, fit_prompt_router, read_outcomes
         from maestro.retrieval.factory import build_embedder
         from maestro.router.factory import load_routing_config
 
@@ -331,6 +343,11 @@ def router_fit_prompts(
             embedder=embedder.name,
             dim=embedder.dim,
             version=version or f"prompts-{datetime.now(UTC):%Y%m%d-%H%M}",
+            costs={
+                name: d.cost_usd(TYPICAL_CALL_TOKENS[0], TYPICAL_CALL_TOKENS[1])
+                for name, d in catalog.deployments.items()
+            },
+            quality_share=quality_share,
         )
         fitted.router.write(out)
     document: dict[str, Any] = {
@@ -342,9 +359,11 @@ def router_fit_prompts(
         emit_json(document)
         return
     for task_class, summary in document["task_classes"].items():
+        rule = summary.get("rule", {"kind": "floor"})
+        how = f"margin {rule['margin']:.3f}" if rule["kind"] == "margin" else "the weights' floor"
         err_console.print(
             f"{task_class}: {summary['chosen']} (CV AUC {summary['cv_auc'][summary['chosen']]:.3f}) for "
-            f"{', '.join(summary['models'])}",
+            f"{', '.join(summary['models'])}; routed by {how}",
             highlight=False,
         )
     err_console.print(
